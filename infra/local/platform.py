@@ -1,0 +1,218 @@
+"""The local platform as one object: ``up``, ``down``, ``status``, ``env`` and log locations for a state dir."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.local import credentials
+from infra.local.processes import (
+    ServiceRecord,
+    ServiceSpec,
+    StateStore,
+    http_ok,
+    is_running,
+    start_service,
+    stop_service,
+)
+from infra.local.services import ensure_buckets, mlflow_spec, s3_env, seaweedfs_spec
+from infra.local.settings import LocalSettings
+from kfops.errors import KfopsError
+
+#: Services ``up`` starts, in start order.
+PLATFORM_SERVICES = ("seaweedfs", "mlflow")
+#: Every service a state dir can hold, in dependency order: ``down`` stops them in reverse (serving first, the
+#: object store last) and ``status`` lists them in this order.
+SERVICE_ORDER = (*PLATFORM_SERVICES, "mlserver", "seldon")
+TITLES = {
+    "seaweedfs": "SeaweedFS S3 gateway",
+    "mlflow": "MLflow tracking server",
+    "mlserver": "MLServer (v2 protocol)",
+    "seldon": "seldon-core wrapper (v1 protocol)",
+}
+
+Reporter = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """The observed state of one service: ``running``, ``unhealthy`` (alive, not answering) or ``crashed``."""
+
+    name: str
+    title: str
+    state: str
+    url: str
+    pid: int
+    log: str
+    since: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether the service is running and answering its readiness probe."""
+        return self.state == "running"
+
+
+def _rank(service: str) -> int:
+    return SERVICE_ORDER.index(service) if service in SERVICE_ORDER else len(SERVICE_ORDER)
+
+
+class LocalPlatform:
+    """The services of one state dir.
+
+    Args:
+        settings: Ports, timeouts and the state dir. Only ``up`` reads the ports; every other command reads what
+            the running services were actually started with from the state file.
+    """
+
+    def __init__(self, settings: LocalSettings | None = None) -> None:
+        self.settings = settings or LocalSettings()
+        self.state_dir = self.settings.state_dir.expanduser().resolve()
+        self.store = StateStore(self.state_dir)
+
+    @property
+    def credentials_path(self) -> Path:
+        """File with the generated S3 key pair (mode 0600)."""
+        return self.state_dir / "credentials.json"
+
+    def log_path(self, service: str) -> Path:
+        """Log file of ``service`` (stdout and stderr, appended across restarts)."""
+        return self.state_dir / "logs" / f"{service}.log"
+
+    def _prepare_state_dir(self, step: str) -> None:
+        try:
+            # Owner-only: the state dir holds credentials and every stored object.
+            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            (self.state_dir / "logs").mkdir(exist_ok=True)
+            probe = self.state_dir / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as error:
+            raise KfopsError(step, f"state dir {self.state_dir} is not writable ({error.strerror})",
+                             "choose a writable directory with --state-dir or KFOPS_STATE_DIR, or fix its "
+                             "permissions") from error
+
+    def _require_state_dir(self, step: str) -> None:
+        if not self.state_dir.is_dir():
+            raise KfopsError(step, f"no local platform state at {self.state_dir}",
+                             "run `kfops local up` first (or pass the --state-dir it used)")
+
+    def up(self, report: Reporter = lambda _message: None) -> list[ServiceStatus]:
+        """Start whatever platform service is not running; a no-op for services that are already healthy.
+
+        Args:
+            report: Receives one progress message per service (the CLI shows them with a spinner).
+
+        Returns:
+            The status of every platform service.
+
+        Raises:
+            KfopsError: A service could not start. Everything this call started has been stopped again.
+        """
+        self._prepare_state_dir("local up")
+        with self.store.locked():
+            creds = credentials.load_or_create(self.credentials_path)
+            records = self.store.load()
+            started: list[ServiceRecord] = []
+            try:
+                for name in PLATFORM_SERVICES:
+                    record = records.get(name)
+                    if record and is_running(record) and http_ok(record.ready_url):
+                        report(f"{TITLES[name]} already running at {record.url}")
+                        continue
+                    if record:
+                        # Crashed or hung since the last `up`: clear what is left before starting afresh.
+                        stop_service(record, self.settings.stop_timeout)
+                    spec = self._spec(name, creds, records)
+                    report(f"Starting {spec.title} on {spec.url}")
+                    began = time.monotonic()
+                    record = start_service(spec, self.log_path(name), self.settings.startup_timeout,
+                                           self.settings.stop_timeout)
+                    started.append(record)
+                    records[name] = record
+                    self.store.save(records)
+                    if name == "seaweedfs":
+                        ensure_buckets(spec.url, creds)
+                    report(f"{spec.title} ready in {time.monotonic() - began:.1f} s")
+            except BaseException:
+                for record in reversed(started):
+                    stop_service(record, self.settings.stop_timeout)
+                    records.pop(record.name, None)
+                self.store.save(records)
+                raise
+        return self.status()
+
+    def _spec(self, name: str, creds: credentials.S3Credentials, records: dict[str, ServiceRecord]) -> ServiceSpec:
+        if name == "seaweedfs":
+            return seaweedfs_spec(self.settings, self.state_dir, creds)
+        if name == "mlflow":
+            return mlflow_spec(self.settings, self.state_dir, creds, records["seaweedfs"].url)
+        raise ValueError(f"unknown platform service {name!r}")
+
+    def down(self, report: Reporter = lambda _message: None) -> list[str]:
+        """Stop every recorded service (serving runtimes first, the object store last).
+
+        Returns:
+            Names of the services that were stopped.
+        """
+        if not self.state_dir.is_dir():
+            return []
+        with self.store.locked():
+            records = self.store.load()
+            stopped = []
+            for name in sorted(records, key=_rank, reverse=True):
+                report(f"Stopping {TITLES.get(name, name)}")
+                stop_service(records.pop(name), self.settings.stop_timeout)
+                self.store.save(records)
+                stopped.append(name)
+        return stopped
+
+    def status(self) -> list[ServiceStatus]:
+        """The observed state of every recorded service (a service never started is simply absent)."""
+        if not self.state_dir.is_dir():
+            return []
+        result = []
+        records = self.store.load()
+        for name in sorted(records, key=_rank):
+            record = records[name]
+            if not is_running(record):
+                state = "crashed"
+            elif http_ok(record.ready_url):
+                state = "running"
+            else:
+                state = "unhealthy"
+            result.append(ServiceStatus(name=name, title=TITLES.get(name, name), state=state, url=record.url,
+                                        pid=record.pid, log=record.log, since=record.started_at))
+        return result
+
+    def records(self) -> dict[str, ServiceRecord]:
+        """The raw process records (ports included) of the state dir."""
+        return self.store.load() if self.state_dir.is_dir() else {}
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point S3 clients and MLflow at the running platform.
+
+        Raises:
+            KfopsError: The platform is not running.
+        """
+        step = "local env"
+        self._require_state_dir(step)
+        records = self.store.load()
+        missing = [name for name in PLATFORM_SERVICES if name not in records or not is_running(records[name])]
+        if missing:
+            raise KfopsError(step, f"the local platform is not running (missing: {', '.join(missing)})",
+                             "run `kfops local up`")
+        creds = credentials.load_or_create(self.credentials_path)
+        return {
+            **s3_env(records["seaweedfs"].url, creds),
+            "MLFLOW_TRACKING_URI": records["mlflow"].url,
+            "KFOPS_STATE_DIR": str(self.state_dir),
+        }
+
+    def apply_env(self) -> dict[str, str]:
+        """Export :meth:`env` into this process's environment (for in-process clients) and return it."""
+        values = self.env()
+        os.environ.update(values)
+        return values

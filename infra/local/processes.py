@@ -1,0 +1,279 @@
+"""Start, probe, record and stop the long-running processes of the local platform.
+
+Every service runs in its own session (process group) so that stopping it reaches the workers it forked too, and so
+that it outlives the ``kfops`` command that started it. What was started is recorded in ``state.json`` with the
+process start time, which guards against acting on a recycled PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+from infra.local.settings import HOST
+from kfops.errors import KfopsError
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to run one service and how to tell that it is ready.
+
+    Attributes:
+        name: Short name used in the state file, log file and on the command line (``seaweedfs``, ``mlflow``...).
+        title: Human-readable name for messages.
+        argv: The command line.
+        env: Extra environment variables (merged over the caller's environment).
+        ports: Every port the service listens on, by role. The first one is the public endpoint.
+        ready_url: URL that answers 200 once the service can take requests.
+        url: What users point a client or browser at.
+        port_settings: For each public port role, the setting that changes it (named in port-conflict errors).
+    """
+
+    name: str
+    title: str
+    argv: list[str]
+    env: Mapping[str, str]
+    ports: Mapping[str, int]
+    ready_url: str
+    url: str
+    port_settings: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ServiceRecord:
+    """What the state file remembers about a started service."""
+
+    name: str
+    pid: int
+    create_time: float
+    ports: dict[str, int]
+    url: str
+    ready_url: str
+    log: str
+    started_at: float
+    details: dict[str, str] = field(default_factory=dict)
+
+
+def port_is_free(port: int, host: str = HOST) -> bool:
+    """Whether a server could bind ``host:port`` right now (TIME_WAIT leftovers do not count as in use)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = HOST) -> int:
+    """A port the kernel considers free on ``host`` (for internal ports users never type)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    """Whether ``url`` answers a GET with a 2xx status."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback http only
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def is_running(record: ServiceRecord) -> bool:
+    """Whether the recorded process is still alive (and is the same process, not a recycled PID)."""
+    try:
+        proc = psutil.Process(record.pid)
+        return abs(proc.create_time() - record.create_time) < 0.05 and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a text file, or an empty string if it does not exist."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            return b"\n".join(handle.read().splitlines()[-lines:]).decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: float) -> ServiceRecord:
+    """Start ``spec`` in a new session and wait until it is ready.
+
+    Args:
+        spec: The service to start.
+        log_path: File that receives the service's stdout and stderr (appended, so restarts keep history).
+        timeout: Seconds to wait for ``spec.ready_url``.
+        grace: Seconds to wait after SIGTERM when start-up fails and the process must be stopped again.
+
+    Returns:
+        The record to persist.
+
+    Raises:
+        KfopsError: A port is taken, the process exits during start-up, or it is not ready in time. In every case
+            the process group has been stopped again.
+    """
+    for role, port in spec.ports.items():
+        if not port_is_free(port):
+            setting = spec.port_settings.get(role)
+            fix = f"stop the program using it (`ss -ltnp 'sport = :{port}'` shows it)"
+            if setting:
+                fix += f" or choose another port with {setting}"
+            raise KfopsError("local up", f"port {port} ({spec.title} {role}) is already in use on {HOST}", fix)
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        log.write(f"\n=== kfops: starting {spec.name}: {' '.join(spec.argv)}\n".encode())
+        log.flush()
+        try:
+            proc = subprocess.Popen(
+                spec.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **spec.env},
+                start_new_session=True,
+            )
+        except OSError as error:
+            raise KfopsError("local up", f"cannot execute {spec.argv[0]} for {spec.title}: {error}",
+                             "reinstall the environment with `make venv`") from error
+    record = ServiceRecord(
+        name=spec.name,
+        pid=proc.pid,
+        create_time=psutil.Process(proc.pid).create_time(),
+        ports=dict(spec.ports),
+        url=spec.url,
+        ready_url=spec.ready_url,
+        log=str(log_path),
+        started_at=time.time(),
+    )
+    try:
+        _wait_ready(proc, spec, log_path, timeout)
+    except BaseException:
+        stop_service(record, grace)
+        raise
+    return record
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], spec: ServiceSpec, log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        code = proc.poll()
+        if code is not None:
+            last = tail(log_path, 8).strip().splitlines()
+            reason = last[-1].strip() if last else "no output"
+            raise KfopsError(
+                "local up",
+                f"{spec.title} exited during start-up with code {code} (last log line: {reason!r})",
+                f"read {log_path} for the full log, correct the cause and run `kfops local up` again",
+            )
+        if http_ok(spec.ready_url):
+            return
+        if time.monotonic() > deadline:
+            raise KfopsError(
+                "local up",
+                f"{spec.title} was not ready at {spec.ready_url} within {timeout:.0f} s",
+                f"read {log_path}; on a slow machine raise KFOPS_STARTUP_TIMEOUT",
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+def stop_service(record: ServiceRecord, grace: float) -> None:
+    """Stop a service's whole process group: SIGTERM, then SIGKILL after ``grace`` seconds.
+
+    Returns once no process of the group is left and the service's ports are closed (or a short wait for the kernel
+    to release them has passed). A service that is already gone is not an error.
+    """
+    if is_running(record):
+        group = _group_members(record.pid)
+        _signal_group(record.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(group, timeout=grace)
+        if alive:
+            _signal_group(record.pid, signal.SIGKILL)
+            for proc in alive:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            psutil.wait_procs(alive, timeout=5)
+    _reap(record.pid)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all(port_is_free(port) for port in record.ports.values()):
+        time.sleep(0.05)
+
+
+def _group_members(pid: int) -> list[psutil.Process]:
+    members = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(proc.pid) == pid:
+                members.append(proc)
+    return members
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _reap(pid: int) -> None:
+    # Only matters when the service is our own child (tests start services in-process): collect the zombie.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+class StateStore:
+    """The ``state.json`` process records of one state directory, guarded by an exclusive lock."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / "state.json"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the state directory's lock so two ``kfops`` commands never start or stop the same services."""
+        with (self.state_dir / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def load(self) -> dict[str, ServiceRecord]:
+        """Records by service name; an unreadable file is reported, not silently reset."""
+        try:
+            raw = json.loads(self.path.read_text())
+            return {name: ServiceRecord(**fields) for name, fields in raw["services"].items()}
+        except FileNotFoundError:
+            return {}
+        except (ValueError, KeyError, TypeError) as error:
+            raise KfopsError(
+                "local",
+                f"process records {self.path} are unreadable ({error})",
+                "stop any kfops services still running (see `ps -ef`), delete the file and run `kfops local up`",
+            ) from error
+
+    def save(self, records: Mapping[str, ServiceRecord]) -> None:
+        """Write the records atomically."""
+        payload = {"services": {name: asdict(record) for name, record in records.items()}}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(payload, indent=2))
+        tmp.replace(self.path)

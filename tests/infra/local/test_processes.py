@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.local.processes import (
+    ServiceRecord,
+    ServiceSpec,
+    StateStore,
+    free_port,
+    is_running,
+    port_is_free,
+    start_service,
+)
+from infra.local.settings import HOST
+from kfops.errors import KfopsError
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_listening_port_is_not_free() -> None:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        sock.listen()
+        assert not port_is_free(sock.getsockname()[1])
+
+
+def test_a_fresh_port_is_free() -> None:
+    assert port_is_free(free_port())
+
+
+def test_state_store_round_trip(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    record = ServiceRecord(name="x", pid=1, create_time=1.0, ports={"http": 1}, url="u", ready_url="r",
+                           log="l", started_at=2.0)
+    store.save({"x": record})
+    assert store.load() == {"x": record}
+
+
+def test_unreadable_state_file_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text("{")
+    with pytest.raises(KfopsError, match="unreadable"):
+        StateStore(tmp_path).load()
+
+
+def test_recycled_pid_is_not_mistaken_for_the_service() -> None:
+    import os
+
+    import psutil
+
+    me = psutil.Process(os.getpid())
+    record = ServiceRecord(name="x", pid=me.pid, create_time=me.create_time() - 100, ports={}, url="", ready_url="",
+                           log="", started_at=0)
+    assert not is_running(record)
+
+
+def _spec(code: str, port: int) -> ServiceSpec:
+    return ServiceSpec(name="probe", title="Probe service", argv=[sys.executable, "-c", code], env={},
+                       ports={"http": port}, ready_url=f"http://{HOST}:{port}/", url=f"http://{HOST}:{port}",
+                       port_settings={"http": "KFOPS_PROBE_PORT"})
+
+
+def test_exit_during_startup_names_the_service_and_the_log(tmp_path: Path) -> None:
+    port = free_port()
+    spec = _spec("import sys; print('boom: cannot open database'); sys.exit(3)", port)
+    with pytest.raises(KfopsError, match=r"Probe service exited during start-up with code 3.*cannot open database"):
+        start_service(spec, tmp_path / "probe.log", timeout=30, grace=1)
+
+
+def test_a_hung_start_is_abandoned_and_stopped(tmp_path: Path) -> None:
+    port = free_port()
+    spec = _spec("import time; time.sleep(60)", port)
+    with pytest.raises(KfopsError, match="not ready") as raised:
+        start_service(spec, tmp_path / "probe.log", timeout=0.5, grace=1)
+    assert "KFOPS_STARTUP_TIMEOUT" in raised.value.fix
+    import psutil
+
+    leftovers = [p for p in psutil.process_iter(["cmdline"]) if "time.sleep(60)" in " ".join(p.info["cmdline"] or [])]
+    assert not leftovers
+
+
+def test_port_in_use_names_the_port_and_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(KfopsError, match=f"port {port} .* already in use") as raised:
+            start_service(_spec("pass", port), tmp_path / "probe.log", timeout=5, grace=1)
+    assert "KFOPS_PROBE_PORT" in raised.value.fix
