@@ -184,5 +184,20 @@ def local_logs(state_dir: Path, service: str | None, lines: int) -> None:
         click.echo(tail(path, lines))
 
 
+@main.command("render")
+@click.option("--stack", default="kind", show_default=True,
+              help="Pulumi stack whose config (Pulumi.<stack>.yaml) to use.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory for the rendered manifests (one YAML file per resource).")
+@friendly_errors
+def render(stack: str, out: Path) -> None:
+    """Run the Pulumi program under Pulumi's mock runtime and write every resource as Kubernetes YAML."""
+    from infra.render import render_stack
+
+    with console.status(f"Rendering stack {stack!r} under Pulumi's mock runtime..."):
+        written = render_stack(stack, out)
+    console.print(f"Wrote {len(written)} manifest(s) for stack {stack!r} to {out}", highlight=False)
+
+
 if __name__ == "__main__":
     main()

@@ -13,10 +13,9 @@ from pathlib import Path
 from infra.local.credentials import S3Credentials, write_private
 from infra.local.processes import ServiceSpec, free_port
 from infra.local.settings import HOST, LocalSettings
+from kfops.contract import BUCKETS
 from kfops.errors import KfopsError
 
-#: Buckets every kfops workflow expects: KFP artifacts, MLflow artifacts, ingested datasets.
-BUCKETS = ("mlpipeline", "mlflow", "datasets")
 #: S3 region name clients sign requests for; SeaweedFS accepts any, boto3 needs one.
 REGION = "us-east-1"
 #: Where MLflow stores run and model artifacts.

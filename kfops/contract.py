@@ -1,0 +1,41 @@
+"""Names the cluster resources and the workflow must agree on.
+
+The Pulumi program creates Secrets and PodDefaults with these names and selectors; the pipeline mounts the secrets
+and labels its pods so that the PodDefaults apply; the deploy step references the Seldon secret. Defining them once
+here is what keeps the two sides from drifting apart.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Image every pipeline step, Katib trial and the v1 serving container run on a cluster (built from
+#: ``trainer/Dockerfile``; tags are pinned, never ``latest``).
+PROJECT_IMAGE: Final = "ghcr.io/kfops/kfops:0.1.0"
+
+#: Secret KFP's own artifact store uses (the name and keys Kubeflow's manifests define).
+S3_SECRET_NAME: Final = "mlpipeline-minio-artifact"
+S3_ACCESS_KEY_KEY: Final = "accesskey"
+S3_SECRET_KEY_KEY: Final = "secretkey"
+#: How the secret's keys reach a step's environment (names boto3 and MLflow read).
+S3_SECRET_ENV: Final = {"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY_KEY}
+
+#: PodDefault that injects S3 credentials and ``MINIO_ENDPOINT_URL``; it selects pods with this label.
+ACCESS_MINIO_PODDEFAULT: Final = "access-minio"
+#: PodDefault that injects ``MLFLOW_TRACKING_URI`` and ``MLFLOW_S3_ENDPOINT_URL``.
+MLFLOW_PODDEFAULT: Final = "mlflow-server-minio"
+#: Labels every pipeline pod carries, so both PodDefaults apply: ``{label: "true"}``.
+POD_LABELS: Final = {ACCESS_MINIO_PODDEFAULT: "true", MLFLOW_PODDEFAULT: "true"}
+
+#: Secret with ``RCLONE_CONFIG_S3_*`` keys that Seldon Core's storage initializer uses to download models from S3
+#: (referenced by ``envSecretRefName`` in the SeldonDeployment).
+SELDON_S3_SECRET_NAME: Final = "kfops-seldon-s3"
+
+#: ServiceAccount pipeline runs use; its Role grants only what the workflow does in its namespace.
+PIPELINE_SERVICE_ACCOUNT: Final = "kfops-pipeline-runner"
+
+#: Buckets the workflow writes to: KFP artifacts, MLflow artifacts, ingested datasets.
+BUCKETS: Final = ("mlpipeline", "mlflow", "datasets")
+
+#: Name of the pipeline as deployed (Pipeline object / KFP pipeline name).
+PIPELINE_NAME: Final = "kfops-train-and-serve"
