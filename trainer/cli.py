@@ -1,0 +1,86 @@
+"""``python -m trainer``: the command every Katib trial runs, and the final training when asked to register.
+
+Hyperparameters are passed as ``--name=value`` (the form a Katib trial template substitutes), validated against the
+recipe's model family. Metrics are printed as ``name=value`` lines for Katib's StdOut metrics collector.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kfops.errors import KfopsError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer",
+        description="Train one model; print metrics as name=value lines (Katib StdOut collector format).",
+        epilog="Hyperparameters: --NAME=VALUE for each hyperparameter of the recipe's model family.",
+    )
+    parser.add_argument("--recipe", required=True, help="Recipe name (winequality, churn, iris).")
+    parser.add_argument("--data", required=True, help="Cleaned dataset: s3://, file:// URI or a local path.")
+    parser.add_argument("--register", metavar="MODEL_NAME",
+                        help="Train on train+validation rows, score on the test rows, log to MLflow and register "
+                             "the model under this name with alias 'challenger'.")
+    parser.add_argument("--experiment", default="kfops", help="MLflow experiment for --register.")
+    return parser
+
+
+def _hyperparameters(extra: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+    raw: dict[str, str] = {}
+    for item in extra:
+        if not item.startswith("--") or "=" not in item:
+            parser.error(f"unexpected argument {item!r}; hyperparameters are passed as --name=value")
+        name, value = item[2:].split("=", 1)
+        raw[name.replace("-", "_")] = value
+    return raw
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the trainer; return the process exit code (1 for a :class:`KfopsError`, 2 for bad usage)."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    raw = _hyperparameters(extra, parser)
+    try:
+        from pipelines.recipes import get_recipe
+
+        recipe = get_recipe(args.recipe, "trainer")
+        if args.register:
+            from trainer.train import train_and_register
+
+            result = train_and_register(recipe, args.data, raw, model_name=args.register,
+                                        experiment=args.experiment)
+            scores = result.test_metrics
+            print(f"registered {result.name} version {result.version} ({result.source})", file=sys.stderr)
+        else:
+            from trainer.train import run_trial
+
+            scores = run_trial(recipe, args.data, raw)
+    except KfopsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    from trainer.evaluate import metric_lines
+
+    print(metric_lines(scores), flush=True)
+    return 0
+
+
+def preload(argv: list[str]) -> None:
+    """Import everything a trial uses and load its dataset, so that forked trials start warm.
+
+    Used by the local Katib executor's fork server. It stops short of fitting a model: the parent must not start
+    OpenMP or BLAS thread pools that its forked children would inherit in a broken state.
+    """
+    import sklearn.metrics
+    import sklearn.model_selection  # noqa: F401
+
+    from pipelines.recipes import get_recipe
+    from trainer.data import load_frame, split
+    from trainer.models import build_model
+    from trainer.train import run_trial  # noqa: F401
+
+    args, _ = _parser().parse_known_args(argv)
+    recipe = get_recipe(args.recipe, "trainer")
+    split(load_frame(args.data), recipe.target_column, recipe.task)
+    build_model(recipe.model, {})

@@ -1,0 +1,63 @@
+"""Model families and their hyperparameters, parsed from the strings Katib substitutes into the trial command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kfops.errors import KfopsError
+from pipelines.recipes import MODEL_HYPERPARAMETERS
+
+
+def parse_hyperparameters(family: str, raw: dict[str, str], step: str = "trainer") -> dict[str, Any]:
+    """Convert ``{"alpha": "0.01"}`` to typed values, rejecting names the family does not have.
+
+    Raises:
+        KfopsError: Unknown name or a value of the wrong type.
+    """
+    allowed = MODEL_HYPERPARAMETERS[family]
+    parsed: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in allowed:
+            raise KfopsError(step, f"{family} has no hyperparameter {name!r}",
+                             f"use only: {', '.join(allowed)}")
+        kind = allowed[name]
+        try:
+            parsed[name] = kind(float(value)) if kind is int and float(value).is_integer() else kind(value)
+        except ValueError as error:
+            raise KfopsError(step, f"hyperparameter {name}={value!r} is not a valid {kind.__name__}",
+                             f"pass a {kind.__name__} value") from error
+    return parsed
+
+
+def build_model(family: str, params: dict[str, Any], step: str = "trainer") -> Any:
+    """A fresh, unfitted estimator of ``family`` with ``params`` (deterministic: fixed random_state).
+
+    Raises:
+        KfopsError: The estimator rejects a value (e.g. a negative alpha).
+    """
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import ElasticNet
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if family == "elasticnet":
+        # Scaling makes one alpha mean the same for every feature; the scaler is part of the served model.
+        model: Any = Pipeline([("scale", StandardScaler()),
+                               ("model", ElasticNet(random_state=0, max_iter=20_000, **params))])
+    elif family == "gradient_boosting":
+        model = GradientBoostingClassifier(random_state=0, **params)
+    elif family == "random_forest":
+        model = RandomForestClassifier(random_state=0, n_jobs=1, **params)
+    else:
+        raise KfopsError(step, f"unknown model family {family!r}", "fix the recipe")
+    return model
+
+
+def fit(model: Any, x: Any, y: Any, step: str = "trainer") -> Any:
+    """Fit ``model``, turning scikit-learn's parameter validation errors into a clear message."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    try:
+        return model.fit(x, y)
+    except (InvalidParameterError, ValueError) as error:
+        raise KfopsError(step, f"training failed: {error}", "check the hyperparameter values") from error
