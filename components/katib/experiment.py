@@ -1,0 +1,151 @@
+"""Build the Katib ``Experiment`` for a recipe: the one spec both tuning executors run.
+
+The cluster executor hands it to Katib unchanged; the local executor reads the same fields (objective, algorithm,
+parameters, trial counts, trial template) and executes them on this machine. Nothing else describes a tuning run.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from kubeflow_katib_api.models import (
+    V1beta1AlgorithmSetting,
+    V1beta1AlgorithmSpec,
+    V1beta1CollectorSpec,
+    V1beta1Experiment,
+    V1beta1ExperimentSpec,
+    V1beta1FeasibleSpace,
+    V1beta1MetricsCollectorSpec,
+    V1beta1ObjectiveSpec,
+    V1beta1ParameterSpec,
+    V1beta1TrialParameterSpec,
+    V1beta1TrialTemplate,
+)
+
+from components.katib.suggest import ALGORITHMS, validate_settings
+from kfops.contract import PROJECT_IMAGE, TRIAL_POD_LABELS
+from kfops.errors import KfopsError
+from pipelines.recipes import Recipe, SearchParameter
+
+STEP = "tune"
+API_VERSION = "kubeflow.org/v1beta1"
+#: Name of the trial container; Katib injects the metrics collector next to it.
+TRIAL_CONTAINER = "training"
+#: Katib's own conditions for a batch/v1 Job trial (its defaults, spelled out so the local executor reads them).
+JOB_SUCCEEDED = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
+JOB_FAILED = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _feasible_space(parameter: SearchParameter) -> V1beta1FeasibleSpace:
+    if parameter.type in ("categorical", "discrete"):
+        return V1beta1FeasibleSpace(list=list(parameter.values))
+    as_text = (lambda v: str(int(v))) if parameter.type == "int" else repr
+    return V1beta1FeasibleSpace(
+        min=as_text(parameter.min), max=as_text(parameter.max),
+        step=as_text(parameter.step) if parameter.step is not None else None,
+        distribution="logUniform" if parameter.log else None,
+    )
+
+
+def trial_command(recipe: Recipe, dataset_uri: str) -> list[str]:
+    """The trainer command of a trial, with one ``${trialParameters.<name>}`` placeholder per hyperparameter."""
+    return ["python", "-m", "trainer", "--recipe", recipe.name, "--data", dataset_uri,
+            *(f"--{p.name}=${{trialParameters.{p.name}}}" for p in recipe.search_space)]
+
+
+def build_experiment(recipe: Recipe, *, name: str, namespace: str, dataset_uri: str, max_trials: int,
+                     parallel_trials: int, max_failed_trials: int, algorithm: str | None = None,
+                     algorithm_settings: dict[str, str] | None = None, image: str = PROJECT_IMAGE,
+                     trial_timeout_seconds: int = 1800) -> dict[str, Any]:
+    """The ``kubeflow.org/v1beta1`` Experiment, as the dict the Kubernetes API takes.
+
+    Args:
+        recipe: Search space, objective metric and goal come from here.
+        name: Experiment name (a DNS label: lower-case letters, digits, dashes).
+        namespace: Namespace it runs in.
+        dataset_uri: ``s3://`` URI of the cleaned dataset every trial reads.
+        max_trials: ``maxTrialCount``.
+        parallel_trials: ``parallelTrialCount``.
+        max_failed_trials: ``maxFailedTrialCount`` (the experiment fails once more trials than this failed).
+        algorithm: Katib algorithm name; the recipe's default when not given.
+        algorithm_settings: Katib ``algorithmSettings`` for that algorithm.
+        image: Image of the trial container.
+        trial_timeout_seconds: ``activeDeadlineSeconds`` of each trial Job.
+
+    Raises:
+        KfopsError: Invalid name, counts, algorithm or settings.
+    """
+    algorithm = algorithm or recipe.algorithm
+    settings = algorithm_settings or {}
+    if not _DNS_LABEL.match(name):
+        raise KfopsError(STEP, f"experiment name {name!r} is not a DNS label",
+                         "use lower-case letters, digits and dashes (at most 63 characters)")
+    if max_trials < 1 or parallel_trials < 1 or max_failed_trials < 0:
+        raise KfopsError(STEP, f"invalid trial counts (max={max_trials}, parallel={parallel_trials}, "
+                               f"max failed={max_failed_trials})",
+                         "use max >= 1, parallel >= 1 and max failed >= 0")
+    if algorithm not in ALGORITHMS:
+        raise KfopsError(STEP, f"unknown tuning algorithm {algorithm!r}", f"choose one of: {', '.join(ALGORITHMS)}")
+    validate_settings(algorithm, settings, recipe.search_space)
+
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": trial_timeout_seconds,
+            "template": {
+                # The access-minio PodDefault injects S3 credentials and endpoint into pods with this label; an
+                # Istio sidecar would keep the Job from ever completing.
+                "metadata": {"labels": dict(TRIAL_POD_LABELS), "annotations": {"sidecar.istio.io/inject": "false"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{
+                        "name": TRIAL_CONTAINER,
+                        "image": image,
+                        "command": trial_command(recipe, dataset_uri),
+                        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"},
+                                      "limits": {"cpu": "1", "memory": "2Gi"}},
+                    }],
+                },
+            },
+        },
+    }
+    experiment = V1beta1Experiment(
+        api_version=API_VERSION,
+        kind="Experiment",
+        metadata={"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/part-of": "kfops",
+                                                                      "kfops.recipe": recipe.name}},
+        spec=V1beta1ExperimentSpec(
+            objective=V1beta1ObjectiveSpec(
+                type=recipe.goal,
+                goal=recipe.objective_goal,
+                objective_metric_name=recipe.objective_metric,
+                additional_metric_names=list(recipe.metrics[1:]),
+            ),
+            algorithm=V1beta1AlgorithmSpec(
+                algorithm_name=algorithm,
+                algorithm_settings=[V1beta1AlgorithmSetting(name=k, value=str(v)) for k, v in sorted(settings.items())]
+                or None,
+            ),
+            parallel_trial_count=parallel_trials,
+            max_trial_count=max_trials,
+            max_failed_trial_count=max_failed_trials,
+            parameters=[V1beta1ParameterSpec(name=p.name, parameter_type=p.type, feasible_space=_feasible_space(p))
+                        for p in recipe.search_space],
+            metrics_collector_spec=V1beta1MetricsCollectorSpec(collector=V1beta1CollectorSpec(kind="StdOut")),
+            trial_template=V1beta1TrialTemplate(
+                primary_container_name=TRIAL_CONTAINER,
+                retain=False,
+                success_condition=JOB_SUCCEEDED,
+                failure_condition=JOB_FAILED,
+                trial_parameters=[V1beta1TrialParameterSpec(name=p.name, reference=p.name,
+                                                            description=f"{recipe.model} {p.name}")
+                                  for p in recipe.search_space],
+                trial_spec=job,
+            ),
+        ),
+    )
+    return experiment.to_dict()

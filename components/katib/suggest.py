@@ -1,0 +1,264 @@
+"""Suggestion algorithms for the local executor, by Katib algorithm name.
+
+Katib's suggestion services wrap hyperopt (random, tpe), optuna (multivariate-tpe, cmaes, grid) and scikit-optimize
+(bayesianoptimization). Locally the optuna samplers stand in for hyperopt's (same method: independent random
+sampling, Parzen-estimator TPE) and scikit-optimize runs bayesianoptimization itself. Settings use Katib's names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from kfops.errors import KfopsError
+
+STEP = "tune"
+
+#: Katib algorithm name -> the ``algorithmSettings`` it accepts, with their types.
+ALGORITHMS: dict[str, dict[str, Callable[[str], Any]]] = {
+    "random": {"random_state": int},
+    "grid": {"random_state": int},
+    "tpe": {"random_state": int, "n_startup_trials": int, "n_ei_candidates": int, "n_EI_candidates": int,
+            "gamma": float, "prior_weight": float},
+    "multivariate-tpe": {"random_state": int, "n_startup_trials": int, "n_ei_candidates": int},
+    "cmaes": {"random_state": int, "sigma": float, "restart_strategy": str},
+    "bayesianoptimization": {"random_state": int, "base_estimator": str, "n_initial_points": int,
+                             "acq_func": str, "acq_optimizer": str},
+}
+
+
+class ParameterLike(Protocol):
+    """A search parameter in Katib's terms (recipes' :class:`SearchParameter` and parsed specs both fit)."""
+
+    name: str
+    type: str
+    min: float | None
+    max: float | None
+    step: float | None
+    values: tuple[str, ...]
+    log: bool
+
+
+def _typed_settings(algorithm: str, settings: dict[str, str]) -> dict[str, Any]:
+    allowed = ALGORITHMS[algorithm]
+    typed: dict[str, Any] = {}
+    for name, value in settings.items():
+        if name not in allowed:
+            raise KfopsError(STEP, f"algorithm {algorithm!r} has no setting {name!r}",
+                             f"use only: {', '.join(allowed) or 'no settings'}")
+        try:
+            typed[name] = allowed[name](value)
+        except ValueError as error:
+            raise KfopsError(STEP, f"algorithm setting {name}={value!r} is not a valid "
+                                   f"{allowed[name].__name__}", "fix the algorithm settings") from error
+    return typed
+
+
+def grid_values(parameter: ParameterLike) -> list[str]:
+    """Every value grid search tries for ``parameter``; doubles need a step, as in Katib.
+
+    Raises:
+        KfopsError: A double without step.
+    """
+    if parameter.type in ("categorical", "discrete"):
+        return list(parameter.values)
+    low, high = float(parameter.min), float(parameter.max)  # type: ignore[arg-type]
+    if parameter.type == "int":
+        step = int(parameter.step or 1)
+        return [str(v) for v in range(int(low), int(high) + 1, step)]
+    if parameter.step is None:
+        raise KfopsError(STEP, f"grid search needs a step for double parameter {parameter.name!r}",
+                         "give the parameter a step or choose another algorithm")
+    count = math.floor((high - low) / parameter.step + 1e-9) + 1
+    return [repr(round(low + i * parameter.step, 12)) for i in range(count)]
+
+
+def validate_settings(algorithm: str, settings: dict[str, str], parameters: Sequence[ParameterLike]) -> None:
+    """Check an algorithm's settings and whether it can search ``parameters`` at all.
+
+    Raises:
+        KfopsError: Unknown algorithm or setting, a bad value, or a search space the algorithm cannot handle.
+    """
+    if algorithm not in ALGORITHMS:
+        raise KfopsError(STEP, f"unknown tuning algorithm {algorithm!r}", f"choose one of: {', '.join(ALGORITHMS)}")
+    _typed_settings(algorithm, settings)
+    if not parameters:
+        raise KfopsError(STEP, "the search space is empty", "give the recipe at least one search parameter")
+    if algorithm == "grid":
+        for parameter in parameters:
+            grid_values(parameter)
+    numeric = [p for p in parameters if p.type in ("double", "int")]
+    if algorithm == "cmaes" and (len(numeric) < 2 or len(numeric) != len(parameters)):
+        raise KfopsError(STEP, "cmaes needs two or more numeric (double or int) parameters and no categorical ones",
+                         "choose tpe or random for this search space")
+
+
+def format_value(parameter: ParameterLike, value: Any) -> str:
+    """A sampled value as Katib writes parameter assignments (strings)."""
+    if parameter.type == "int":
+        return str(int(value))
+    if parameter.type == "double":
+        return repr(float(value))
+    return str(value)
+
+
+class Suggester(Protocol):
+    """Asks for assignments and learns from their results."""
+
+    def ask(self, count: int) -> list[tuple[Any, dict[str, str]]]:
+        """Up to ``count`` new assignments, each with a token to report its result with."""
+        ...
+
+    def tell(self, token: Any, value: float | None) -> None:
+        """The objective value of an assignment, or ``None`` if its trial failed."""
+        ...
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the algorithm has nothing left to suggest (grid search done)."""
+        ...
+
+
+class OptunaSuggester:
+    """random, grid, tpe, multivariate-tpe and cmaes via optuna's ask-and-tell interface."""
+
+    def __init__(self, algorithm: str, settings: dict[str, Any], parameters: Sequence[ParameterLike],
+                 goal: str) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        seed = settings.get("random_state")
+        self.parameters = list(parameters)
+        self.grid_size: int | None = None
+        if algorithm == "grid":
+            grid = {p.name: grid_values(p) for p in self.parameters}
+            self.grid_size = math.prod(len(values) for values in grid.values())
+            sampler: Any = optuna.samplers.GridSampler(grid, seed=seed)
+            self.distributions = {name: optuna.distributions.CategoricalDistribution(values)
+                                  for name, values in grid.items()}
+        else:
+            self.distributions = {p.name: self._distribution(p) for p in self.parameters}
+            if algorithm == "random":
+                sampler = optuna.samplers.RandomSampler(seed=seed)
+            elif algorithm in ("tpe", "multivariate-tpe"):
+                options: dict[str, Any] = {"seed": seed, "multivariate": algorithm == "multivariate-tpe",
+                                           # parallel trials: treat running ones as bad so they are not re-proposed
+                                           "constant_liar": True}
+                if "n_startup_trials" in settings:
+                    options["n_startup_trials"] = settings["n_startup_trials"]
+                candidates = settings.get("n_ei_candidates", settings.get("n_EI_candidates"))
+                if candidates:
+                    options["n_ei_candidates"] = candidates
+                if "prior_weight" in settings:
+                    options["prior_weight"] = settings["prior_weight"]
+                if "gamma" in settings:
+                    share = settings["gamma"]
+                    options["gamma"] = lambda n: min(math.ceil(share * n), 25)
+                sampler = optuna.samplers.TPESampler(**options)
+            elif algorithm == "cmaes":
+                sampler = optuna.samplers.CmaEsSampler(seed=seed, sigma0=settings.get("sigma"),
+                                                       restart_strategy=settings.get("restart_strategy"))
+            else:  # pragma: no cover - guarded by validate_settings
+                raise KfopsError(STEP, f"{algorithm} is not an optuna algorithm", "report this bug")
+        self.study = optuna.create_study(direction=goal, sampler=sampler)
+        self.asked = 0
+
+    @staticmethod
+    def _distribution(parameter: ParameterLike) -> Any:
+        import optuna
+
+        if parameter.type == "double":
+            return optuna.distributions.FloatDistribution(parameter.min, parameter.max, log=parameter.log,
+                                                          step=None if parameter.log else parameter.step)
+        if parameter.type == "int":
+            return optuna.distributions.IntDistribution(int(parameter.min), int(parameter.max),  # type: ignore[arg-type]
+                                                        log=parameter.log, step=int(parameter.step or 1))
+        return optuna.distributions.CategoricalDistribution(list(parameter.values))
+
+    def ask(self, count: int) -> list[tuple[Any, dict[str, str]]]:
+        """See :class:`Suggester`."""
+        if self.grid_size is not None:
+            count = min(count, self.grid_size - self.asked)
+        result = []
+        for _ in range(max(count, 0)):
+            trial = self.study.ask(self.distributions)
+            self.asked += 1
+            by_name = {p.name: p for p in self.parameters}
+            result.append((trial, {name: format_value(by_name[name], value) for name, value in trial.params.items()}))
+        return result
+
+    def tell(self, token: Any, value: float | None) -> None:
+        """See :class:`Suggester`."""
+        import optuna
+
+        if value is None or not math.isfinite(value):
+            self.study.tell(token, state=optuna.trial.TrialState.FAIL)
+        else:
+            self.study.tell(token, value)
+
+    @property
+    def exhausted(self) -> bool:
+        """See :class:`Suggester`."""
+        return self.grid_size is not None and self.asked >= self.grid_size
+
+
+class SkoptSuggester:
+    """bayesianoptimization via scikit-optimize's ``Optimizer`` (what Katib's skopt suggestion service runs)."""
+
+    def __init__(self, settings: dict[str, Any], parameters: Sequence[ParameterLike], goal: str) -> None:
+        from skopt import Optimizer
+        from skopt.space import Categorical, Integer, Real
+
+        self.parameters = list(parameters)
+        dimensions: list[Any] = []
+        for p in self.parameters:
+            prior = "log-uniform" if p.log else "uniform"
+            if p.type == "double":
+                dimensions.append(Real(p.min, p.max, prior=prior, name=p.name))
+            elif p.type == "int":
+                dimensions.append(Integer(int(p.min), int(p.max), prior=prior, name=p.name))  # type: ignore[arg-type]
+            else:
+                dimensions.append(Categorical(list(p.values), name=p.name))
+        self.sign = 1.0 if goal == "minimize" else -1.0  # skopt always minimizes
+        self.optimizer = Optimizer(
+            dimensions,
+            base_estimator=settings.get("base_estimator", "GP"),
+            n_initial_points=settings.get("n_initial_points", 10),
+            acq_func=settings.get("acq_func", "gp_hedge"),
+            acq_optimizer=settings.get("acq_optimizer", "auto"),
+            random_state=settings.get("random_state"),
+        )
+
+    def ask(self, count: int) -> list[tuple[Any, dict[str, str]]]:
+        """See :class:`Suggester`; several points at once use skopt's constant-liar strategy."""
+        if count <= 0:
+            return []
+        points = self.optimizer.ask(n_points=count) if count > 1 else [self.optimizer.ask()]
+        return [(point, {p.name: format_value(p, v) for p, v in zip(self.parameters, point, strict=True)})
+                for point in points]
+
+    def tell(self, token: Any, value: float | None) -> None:
+        """See :class:`Suggester`; failed trials teach the model nothing (as in Katib)."""
+        if value is not None and math.isfinite(value):
+            self.optimizer.tell(list(token), self.sign * value)
+
+    @property
+    def exhausted(self) -> bool:
+        """See :class:`Suggester`; Bayesian optimization never runs out."""
+        return False
+
+
+def make_suggester(algorithm: str, settings: dict[str, str], parameters: Sequence[ParameterLike],
+                   goal: str) -> Suggester:
+    """The suggester for a Katib algorithm name and its (string) settings.
+
+    Raises:
+        KfopsError: Unknown algorithm or setting, or a search space the algorithm cannot handle.
+    """
+    validate_settings(algorithm, settings, parameters)
+    typed = _typed_settings(algorithm, settings)
+    if algorithm == "bayesianoptimization":
+        return SkoptSuggester(typed, parameters, goal)
+    return OptunaSuggester(algorithm, typed, parameters, goal)
+
