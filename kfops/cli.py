@@ -184,6 +184,113 @@ def local_logs(state_dir: Path, service: str | None, lines: int) -> None:
         click.echo(tail(path, lines))
 
 
+@main.group()
+def pipeline() -> None:
+    """The KFP v2 workflow: compile it for a cluster, or run it here against the local platform."""
+
+
+@pipeline.command("compile")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out"), show_default=True,
+              help="Directory for the compiled workflow YAML.")
+@friendly_errors
+def pipeline_compile(out: Path) -> None:
+    """Compile the workflow to KFP v2 IR YAML (deterministic: the same source gives the same bytes)."""
+    from pipelines.compile import write_workflow
+
+    path = write_workflow(out)
+    console.print(f"Compiled workflow: {path} ({path.stat().st_size:,} bytes)", highlight=False)
+
+
+@pipeline.command("run")
+@click.option("--local", "run_local", is_flag=True, help="Run with the KFP local runner against `kfops local`.")
+@state_dir_option
+@click.option("--recipe", default="winequality", show_default=True, help="Dataset recipe (winequality, churn, iris).")
+@click.option("--trials", type=click.IntRange(1, 500), default=8, show_default=True, help="Katib maxTrialCount.")
+@click.option("--parallel", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Katib parallelTrialCount.")
+@click.option("--max-failed", type=click.IntRange(0, 500), default=3, show_default=True,
+              help="Katib maxFailedTrialCount.")
+@click.option("--algorithm", default="", help="Katib algorithm (random, grid, tpe, multivariate-tpe, cmaes, "
+                                              "bayesianoptimization) [default: the recipe's].")
+@click.option("--dataset-url", default="", help="Dataset URL [default: the recipe's bundled copy, else its URL].")
+@click.option("--online", is_flag=True, help="Download the recipe's dataset from its real URL even if a copy ships.")
+@click.option("--model-name", default="", help="Registered model name [default: kfops-<recipe>].")
+@friendly_errors
+def pipeline_run(run_local: bool, state_dir: Path, recipe: str, trials: int, parallel: int, max_failed: int,
+                 algorithm: str, dataset_url: str, online: bool, model_name: str) -> None:
+    """Run the workflow: ingest -> clean -> store -> tune -> best params -> train -> register and promote."""
+    if not run_local:
+        raise KfopsError("pipeline run", "only --local runs start from this command",
+                         "on a cluster `pulumi up` deploys the workflow (see docs/cluster.md); here add --local")
+    from infra.local.platform import LocalPlatform
+    from pipelines.recipes import get_recipe
+
+    get_recipe(recipe, "pipeline run")
+    platform = LocalPlatform(_settings(state_dir))
+    env = platform.env()
+    run_dir = platform.state_dir / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{recipe}"
+    run = _run_with_progress(env, run_dir, recipe=recipe, max_trials=trials, parallel_trials=parallel,
+                             max_failed_trials=max_failed, algorithm=algorithm, dataset_url=dataset_url,
+                             offline=not online, model_name=model_name)
+    console.print(_run_summary(run, env["MLFLOW_TRACKING_URI"]))
+
+
+def _run_with_progress(env: dict[str, str], run_dir: Path, **options: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from pipelines.run_local import STEPS, run_locally
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        overall = progress.add_task("workflow", total=len(STEPS))
+        trials = progress.add_task("tune: trials", total=options["max_trials"], visible=False)
+        started: dict[str, float] = {}
+
+        def on_progress(event: Any) -> None:
+            if event.kind == "step-started":
+                started[event.step] = time.monotonic()
+                progress.update(overall, description=f"workflow: {event.step}")
+                progress.update(trials, visible=event.step == "tune")
+            elif event.kind == "step-finished":
+                seconds = time.monotonic() - started.get(event.step, time.monotonic())
+                mark = "[green]done[/]" if event.status == "SUCCESS" else f"[red]{event.status}[/]"
+                progress.console.print(f"  {event.step:<22} {mark}  {seconds:5.1f} s", highlight=False)
+                progress.advance(overall)
+            elif event.kind == "trial":
+                progress.update(trials, advance=1, description=f"tune: trials ({event.trial.get('condition')})")
+
+        return run_locally(env, run_dir, on_progress=on_progress, **options)
+
+
+def _run_summary(run: Any, mlflow_url: str) -> Table:
+    tuning, training, decision = run.tuning, run.training, run.decision
+    table = Table(title=f"Workflow finished in {run.seconds:.1f} s", title_justify="left", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("result")
+    table.add_row("Tuning", f"{tuning['succeeded']}/{tuning['trials']} trials succeeded ({tuning['failed']} failed, "
+                            f"{tuning['killed']} killed), {tuning['reason']}, executor {tuning['executor']}")
+    table.add_row("Best parameters", ", ".join(f"{k}={float(v):.4g}" if _is_number(v) else f"{k}={v}"
+                                               for k, v in tuning["best_params"].items()))
+    table.add_row(f"Best {tuning['objective_metric']} (validation)", f"{tuning['objective']:.4f}")
+    table.add_row("Model version", f"{training['model']} v{training['version']} (alias challenger)")
+    table.add_row("Held-out metrics", ", ".join(f"{k}={v:.4f}" for k, v in training["test_metrics"].items()))
+    verdict = "promoted to champion" if decision["promoted"] else "not promoted"
+    table.add_row("Alias decision", f"{verdict}: {decision['reason']}")
+    table.add_row("Champion", f"{decision['champion_uri']} -> v{decision['champion_version']}")
+    table.add_row("MLflow UI", f"{mlflow_url}/#/models/{training['model']}")
+    table.add_row("Run log", str(run.log))
+    return table
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 @main.command("render")
 @click.option("--stack", default="kind", show_default=True,
               help="Pulumi stack whose config (Pulumi.<stack>.yaml) to use.")

@@ -24,8 +24,14 @@ S3_SECRET_ENV: Final = {"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY_KEY, "AWS_SECRET_ACCE
 ACCESS_MINIO_PODDEFAULT: Final = "access-minio"
 #: PodDefault that injects ``MLFLOW_TRACKING_URI`` and ``MLFLOW_S3_ENDPOINT_URL``.
 MLFLOW_PODDEFAULT: Final = "mlflow-server-minio"
-#: Labels every pipeline pod carries, so both PodDefaults apply: ``{label: "true"}``.
-POD_LABELS: Final = {ACCESS_MINIO_PODDEFAULT: "true", MLFLOW_PODDEFAULT: "true"}
+#: Labels of pipeline step pods: the MLflow PodDefault applies; S3 credentials come from the secret itself
+#: (kfp-kubernetes ``use_secret_as_env``), so the ``access-minio`` PodDefault must not also inject them (the
+#: PodDefault webhook rejects a pod whose env it would redefine).
+STEP_POD_LABELS: Final = {MLFLOW_PODDEFAULT: "true"}
+#: Labels of Katib trial pods (plain Jobs, not KFP tasks): credentials and endpoint come from ``access-minio``.
+TRIAL_POD_LABELS: Final = {ACCESS_MINIO_PODDEFAULT: "true"}
+#: Every label the two PodDefaults select, i.e. the union of the above.
+POD_LABELS: Final = {**TRIAL_POD_LABELS, **STEP_POD_LABELS}
 
 #: Secret with ``RCLONE_CONFIG_S3_*`` keys that Seldon Core's storage initializer uses to download models from S3
 #: (referenced by ``envSecretRefName`` in the SeldonDeployment).

@@ -1,0 +1,120 @@
+"""Register-and-promote: move the ``champion`` alias to the challenger only if it is better on held-out data.
+
+Both models are scored on the same held-out rows of the current dataset, so the comparison is fair even when the
+champion was trained on older data. The decision is recorded as tags on the challenger version; the alias move is
+the last write, so a failure leaves the previous champion in place.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from kfops.errors import KfopsError
+from kfops.tracking import require_tracking_server
+from pipelines.recipes import get_recipe
+from trainer.data import load_frame, split
+from trainer.evaluate import evaluate
+from trainer.train import CHAMPION
+
+STEP = "register_and_promote"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one promotion."""
+
+    model_name: str
+    challenger_version: str
+    previous_champion: str | None
+    promoted: bool
+    metric: str
+    challenger_value: float
+    champion_value: float | None
+    reason: str
+
+    @property
+    def champion_uri(self) -> str:
+        """``models:/<name>@champion`` (what serving deploys)."""
+        return f"models:/{self.model_name}@{CHAMPION}"
+
+    @property
+    def champion_version(self) -> str:
+        """The version that holds the champion alias after this decision."""
+        return self.challenger_version if self.promoted else str(self.previous_champion)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serializable form, with the champion URI."""
+        return {**asdict(self), "champion_uri": self.champion_uri, "champion_version": self.champion_version}
+
+
+def _score(model_uri: str, recipe_name: str, dataset_uri: str) -> float:
+    import mlflow
+
+    recipe = get_recipe(recipe_name, STEP)
+    parts = split(load_frame(dataset_uri, STEP), recipe.target_column, recipe.task)
+    model = mlflow.pyfunc.load_model(model_uri)
+    return evaluate(recipe.task, model, parts.x_test, parts.y_test)[recipe.objective_metric]
+
+
+def register_and_promote(recipe_name: str, model_name: str, version: str, dataset_uri: str) -> Decision:
+    """Compare version ``version`` with the current champion and promote it if it is strictly better.
+
+    Raises:
+        KfopsError: MLflow unreachable, the version does not exist, or a model cannot be scored. No alias moved.
+    """
+    require_tracking_server(STEP)
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    recipe = get_recipe(recipe_name, STEP)
+    client = mlflow.MlflowClient()
+    try:
+        client.get_model_version(model_name, version)
+    except MlflowException as error:
+        raise KfopsError(STEP, f"model {model_name!r} has no version {version!r}",
+                         "pass the version the train step registered") from error
+    try:
+        champion = client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        champion = None
+    metric = recipe.objective_metric
+    challenger_value = _score(f"models:/{model_name}/{version}", recipe.name, dataset_uri)
+
+    if champion is None:
+        decision = Decision(model_name, version, None, True, metric, challenger_value, None,
+                            "no champion yet")
+    elif champion.version == version:
+        decision = Decision(model_name, version, version, True, metric, challenger_value, challenger_value,
+                            "already the champion")
+    else:
+        try:
+            champion_value = _score(f"models:/{model_name}/{champion.version}", recipe.name, dataset_uri)
+        except (MlflowException, KeyError, ValueError, OSError) as error:
+            raise KfopsError(STEP, f"champion version {champion.version} of {model_name!r} cannot score the "
+                                   f"held-out data ({type(error).__name__}: {error})",
+                             f"if the dataset's schema changed on purpose, delete the alias "
+                             f"(`mlflow.MlflowClient().delete_registered_model_alias({model_name!r}, 'champion')`) "
+                             "and run again") from error
+        better = recipe.better(challenger_value, champion_value)
+        verb = "beats" if better else "does not beat"
+        decision = Decision(model_name, version, champion.version, better, metric, challenger_value, champion_value,
+                            f"{metric} {challenger_value:.4g} {verb} champion v{champion.version} "
+                            f"({champion_value:.4g}, {recipe.goal})")
+
+    tags = {"kfops.decision": "promoted" if decision.promoted else "rejected",
+            "kfops.decision_reason": decision.reason,
+            f"kfops.heldout_{metric}": f"{challenger_value:.6g}",
+            "kfops.compared_with": str(decision.previous_champion or "none"),
+            "kfops.decided_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        for key, value in tags.items():
+            client.set_model_version_tag(model_name, version, key, value)
+        if decision.promoted and decision.previous_champion != version:
+            client.set_registered_model_alias(model_name, CHAMPION, version)
+    except MlflowException as error:
+        raise KfopsError(STEP, f"recording the decision for {model_name} v{version} failed: {error}",
+                         "check the MLflow server and run the step again (the champion alias was not moved)") \
+            from error
+    return decision

@@ -1,0 +1,83 @@
+"""The kfops workflow: one Kubeflow Pipelines v2 definition for both targets.
+
+dataset URL -> ingest -> clean -> store (S3) -> tune (Katib Experiment) -> best_params -> train (MLflow, alias
+``challenger``) -> register_and_promote (alias ``champion``). The target only changes parameters: on a cluster
+Katib executes the Experiment; locally ``tuning_executor="local"`` runs the same spec on this machine.
+"""
+
+
+from typing import NamedTuple
+
+from kfp import dsl, kubernetes
+
+from components import steps
+from kfops.contract import PIPELINE_NAME, S3_SECRET_ENV, S3_SECRET_NAME, STEP_POD_LABELS
+from pipelines.recipes import DEFAULT_RECIPE
+
+DATASETS_BUCKET = "datasets"
+
+
+def _for_cluster(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """What every step needs on a cluster; the local runner ignores Kubernetes settings."""
+    kubernetes.use_secret_as_env(task, secret_name=S3_SECRET_NAME,
+                                 secret_key_to_env={key: env for env, key in S3_SECRET_ENV.items()})
+    for label, value in STEP_POD_LABELS.items():
+        kubernetes.add_pod_label(task, label, value)
+    # Steps read URLs and write to the registry: a cached result would silently skip real work.
+    task.set_caching_options(False)
+    task.set_cpu_request("250m").set_memory_request("512M").set_memory_limit("4G")
+    return task
+
+
+class Outputs(NamedTuple):
+    """What a run returns: the tuning summary, the registered version, the promotion decision (JSON each)."""
+
+    tuning: str
+    training: str
+    decision: str
+
+
+@dsl.pipeline(name=PIPELINE_NAME,
+              description="Ingest, clean and store a dataset; tune with Katib; train, register and promote in MLflow.")
+def kfops_pipeline(
+    recipe: str = DEFAULT_RECIPE,
+    dataset_url: str = "",
+    offline: bool = False,
+    max_trials: int = 12,
+    parallel_trials: int = 3,
+    max_failed_trials: int = 3,
+    algorithm: str = "",
+    tuning_executor: str = "katib",
+    tuning_timeout_minutes: int = 60,
+    model_name: str = "",
+    mlflow_experiment: str = "kfops",
+) -> Outputs:
+    """Train, register and promote a model for a recipe's dataset.
+
+    Args:
+    recipe: Dataset recipe (winequality, churn, iris).
+    dataset_url: Dataset URL; empty for the recipe's.
+    offline: Use the recipe's bundled copy of the dataset when no URL is given.
+    max_trials: Katib maxTrialCount.
+    parallel_trials: Katib parallelTrialCount.
+    max_failed_trials: Katib maxFailedTrialCount.
+    algorithm: Katib algorithm name; empty for the recipe's (tpe for the bundled recipes).
+    tuning_executor: katib (create the Experiment in the cluster) or local (run the same spec in the step).
+    tuning_timeout_minutes: How long to wait for Katib.
+    model_name: Registered model name; empty for kfops-<recipe>.
+    mlflow_experiment: MLflow experiment of the training run.
+    """
+    ingested = _for_cluster(steps.ingest(recipe=recipe, dataset_url=dataset_url, offline=offline))
+    cleaned = _for_cluster(steps.clean(recipe=recipe, raw=ingested.outputs["raw"]))
+    stored = _for_cluster(steps.store(recipe=recipe, cleaned=cleaned.outputs["cleaned"], bucket=DATASETS_BUCKET))
+    tuned = _for_cluster(steps.tune(
+        recipe=recipe, dataset_uri=stored.output, executor=tuning_executor, max_trials=max_trials,
+        parallel_trials=parallel_trials, max_failed_trials=max_failed_trials, algorithm=algorithm,
+        timeout_minutes=tuning_timeout_minutes, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER))
+    best = _for_cluster(steps.best_params(recipe=recipe, experiment=tuned.outputs["experiment"]))
+    trained = _for_cluster(steps.train(recipe=recipe, dataset_uri=stored.output, params=best.outputs["params"],
+                                       model_name=model_name, mlflow_experiment=mlflow_experiment))
+    promoted = _for_cluster(steps.register_and_promote(recipe=recipe, model_name=model_name,
+                                                       version=trained.outputs["version"],
+                                                       dataset_uri=stored.output))
+    return Outputs(best.outputs["summary"], trained.outputs["summary"], promoted.outputs["decision"])
