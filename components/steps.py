@@ -85,7 +85,7 @@ def tune(recipe: str, dataset_uri: str, executor: str, max_trials: int, parallel
     result = run_tuning(recipe, dataset_uri, executor=executor, max_trials=max_trials,
                         parallel_trials=parallel_trials, max_failed_trials=max_failed_trials, algorithm=algorithm,
                         run_id=run_id, timeout_minutes=timeout_minutes,
-                        workdir=Path(experiment.path).parent / "trials", on_trial=report)
+                        workdir=Path(experiment.path).parent, on_trial=report)
     Path(experiment.path).write_text(json.dumps(result, indent=2))
     outcome = summary(result)
     for key in ("trials", "succeeded", "failed", "killed"):

@@ -37,7 +37,7 @@ def tune(recipe_name: str, dataset_uri: str, *, executor: str, max_trials: int, 
         algorithm: Katib algorithm name; empty for the recipe's default.
         run_id: Pipeline run id, used to name the Experiment.
         namespace: Namespace for the Experiment (cluster); the pod's own namespace when empty.
-        timeout_minutes: How long the cluster executor waits for Katib.
+        timeout_minutes: How long the experiment may take (the cluster executor waits this long for Katib).
         workdir: Where the local executor writes trial logs.
         on_trial: Progress callback of the local executor.
 
@@ -60,4 +60,5 @@ def tune(recipe_name: str, dataset_uri: str, *, executor: str, max_trials: int, 
         return run_on_cluster(experiment, timeout=timeout_minutes * 60)
     from components.katib.local import run_local_experiment
 
-    return run_local_experiment(experiment, workdir or Path("tuning"), on_event=on_trial)
+    return run_local_experiment(experiment, workdir or Path("tuning"), on_event=on_trial,
+                                timeout=timeout_minutes * 60)

@@ -40,7 +40,14 @@ class Split:
         return pd.concat([self.y_train, self.y_valid])
 
 
-@functools.lru_cache(maxsize=4)
+class _Unreadable(Exception):
+    """Why a dataset could not be read, before it is attributed to a step."""
+
+    def __init__(self, cause: str, fix: str) -> None:
+        super().__init__(cause)
+        self.cause, self.fix = cause, fix
+
+
 def load_frame(uri: str, step: str = "trainer") -> pd.DataFrame:
     """Read a cleaned parquet dataset from ``s3://``, ``file://`` or a local path.
 
@@ -50,30 +57,41 @@ def load_frame(uri: str, step: str = "trainer") -> pd.DataFrame:
     Raises:
         KfopsError: Missing object or file, unreachable store, or not a parquet file.
     """
+    try:
+        return _read(uri)
+    except _Unreadable as error:
+        raise KfopsError(step, error.cause, error.fix) from error
+
+
+@functools.lru_cache(maxsize=4)
+def _read(uri: str) -> pd.DataFrame:
     parsed = urlparse(uri)
     try:
         if parsed.scheme == "s3":
-            from botocore.exceptions import BotoCoreError, ClientError
-
-            from kfops.storage import describe_endpoint_error, parse_s3_uri, s3_client
-
-            bucket, key = parse_s3_uri(uri, step)
-            try:
-                body = s3_client(step).get_object(Bucket=bucket, Key=key)["Body"].read()
-            except ClientError as error:
-                raise KfopsError(step, f"cannot read {uri}: {error.response['Error'].get('Code')}",
-                                 "check that the store step ran and the S3 credentials are valid") from error
-            except BotoCoreError as error:
-                raise KfopsError(step, f"cannot read {uri}: {describe_endpoint_error(error)}",
-                                 "check that the object store is up (locally: `kfops local status`)") from error
-            return pd.read_parquet(io.BytesIO(body))
+            return pd.read_parquet(io.BytesIO(_s3_bytes(uri)))
         path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(uri)
         if not path.is_file():
-            raise KfopsError(step, f"dataset {uri} does not exist", "pass the URI the store step returned")
+            raise _Unreadable(f"dataset {uri} does not exist", "pass the URI the store step returned")
         return pd.read_parquet(path)
     except (ValueError, OSError) as error:
-        raise KfopsError(step, f"{uri} is not a readable parquet dataset ({error})",
-                         "pass the URI the store step returned") from error
+        raise _Unreadable(f"{uri} is not a readable parquet dataset ({error})",
+                          "pass the URI the store step returned") from error
+
+
+def _s3_bytes(uri: str) -> bytes:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from kfops.storage import describe_endpoint_error, parse_s3_uri, s3_client
+
+    bucket, key = parse_s3_uri(uri, "trainer")
+    try:
+        return bytes(s3_client("trainer").get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as error:
+        raise _Unreadable(f"cannot read {uri}: {error.response['Error'].get('Code')}",
+                          "check that the store step ran and the S3 credentials are valid") from error
+    except BotoCoreError as error:
+        raise _Unreadable(f"cannot read {uri}: {describe_endpoint_error(error)}",
+                          "check that the object store is up (locally: `kfops local status`)") from error
 
 
 def split(frame: pd.DataFrame, target: str, task: str) -> Split:

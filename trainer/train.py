@@ -73,6 +73,7 @@ def train_and_register(recipe: Recipe, data_uri: str, raw_params: dict[str, str]
     test_metrics = evaluate(recipe.task, model, parts.x_test, parts.y_test)
 
     import mlflow
+    from botocore.exceptions import BotoCoreError, ClientError
     from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
 
@@ -99,7 +100,8 @@ def train_and_register(recipe: Recipe, data_uri: str, raw_params: dict[str, str]
         version = mlflow.register_model(info.model_uri, model_name, tags=tags).version
         client.set_registered_model_alias(model_name, CHALLENGER, version)
         source = client.get_model_version_download_uri(model_name, version)
-    except (MlflowException, OSError) as error:
+    except (MlflowException, OSError, BotoCoreError, ClientError) as error:
+        # Artifact uploads go straight to S3, so an unreachable store surfaces as a botocore error.
         if version is not None:
             _delete_quietly(client, model_name, version)
         raise KfopsError(step, f"logging or registering model {model_name!r} failed: {error}",

@@ -307,6 +307,7 @@ class ForkLauncher:
         self.pids: dict[str, int] = {}
         self.pending = b""
         self.exits: list[tuple[str, int]] = []
+        self.seen: set[str] = set()
         self._send({"op": "preload", "argv": preload_argv})
         self._wait_for("ready", timeout=300)
 
@@ -333,21 +334,25 @@ class ForkLauncher:
         return [json.loads(line) for line in lines]
 
     def _dispatch(self, message: dict[str, Any]) -> None:
-        if message["op"] == "started":
+        op = message["op"]
+        if op == "started":
             self.pids[message["trial"]] = message["pid"]
-        elif message["op"] == "exit":
+        elif op == "exit":
             self.pids.pop(message["trial"], None)
             self.exits.append((message["trial"], message["code"]))
+        self.seen.add(op)
 
     def _wait_for(self, op: str, timeout: float) -> None:
+        # Every message of a read is dispatched: one read can hold the awaited answer and another trial's exit.
+        self.seen.discard(op)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in self._read(deadline - time.monotonic()):
-                if message["op"] == op:
-                    return
+        while op not in self.seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise KfopsError(STEP, f"the local trial server did not answer {op!r} within {timeout:.0f} s",
+                                 "check that the dataset is reachable and run again")
+            for message in self._read(remaining):
                 self._dispatch(message)
-        raise KfopsError(STEP, f"the local trial server did not answer {op!r} within {timeout:.0f} s",
-                         "check that the dataset is reachable and run again")
 
     def start(self, name: str, argv: list[str], log: Path) -> None:
         """Fork a trial; ``argv`` is the full trial command (``python -m trainer ...``)."""
@@ -400,13 +405,15 @@ class LocalExperiment:
         workdir: Directory for trial logs.
         on_event: Called with ``("started" | "finished", trial)`` for progress display.
         fork: Fork trainer trials from a warm server (``False`` forces one interpreter per trial).
+        timeout: Seconds the whole experiment may take (a safety net: Katib itself has no such limit).
     """
 
     def __init__(self, experiment: dict[str, Any], workdir: Path, on_event: Event | None = None,
-                 fork: bool = True) -> None:
+                 fork: bool = True, timeout: float | None = None) -> None:
         self.experiment = experiment
         self.spec = parse_spec(experiment)
         self.workdir = workdir
+        self.timeout = timeout
         self.on_event = on_event or (lambda _kind, _trial: None)
         self.fork = fork and _is_trainer(self.spec.command)
 
@@ -439,10 +446,15 @@ class LocalExperiment:
         trials: list[Trial] = []
         running: dict[str, Trial] = {}
         start_time = _now()
+        deadline = time.monotonic() + self.timeout if self.timeout else math.inf
         outcome: tuple[str, str, str] | None = None
         with self._launcher() as launcher:
             try:
                 while (outcome := self._outcome(trials, running, suggester)) is None:
+                    if time.monotonic() > deadline:
+                        raise KfopsError(STEP, f"experiment {spec.name} did not finish within "
+                                               f"{self.timeout:.0f} s ({len(trials)} trials started)",
+                                         "raise the tuning timeout or lower maxTrialCount")
                     slots = min(spec.parallel - len(running), spec.max_trials - len(trials))
                     for token, assignments in suggester.ask(slots) if slots > 0 else []:
                         name = f"{spec.name}-{len(trials) + 1:03d}"
@@ -554,6 +566,6 @@ class LocalExperiment:
 
 
 def run_local_experiment(experiment: dict[str, Any], workdir: Path, on_event: Event | None = None,
-                         fork: bool = True) -> dict[str, Any]:
+                         fork: bool = True, timeout: float | None = None) -> dict[str, Any]:
     """Execute ``experiment`` locally and return the result (see :class:`LocalExperiment`)."""
-    return LocalExperiment(experiment, workdir, on_event=on_event, fork=fork).run()
+    return LocalExperiment(experiment, workdir, on_event=on_event, fork=fork, timeout=timeout).run()

@@ -2,11 +2,14 @@
 
 Katib's suggestion services wrap hyperopt (random, tpe), optuna (multivariate-tpe, cmaes, grid) and scikit-optimize
 (bayesianoptimization). Locally the optuna samplers stand in for hyperopt's (same method: independent random
-sampling, Parzen-estimator TPE) and scikit-optimize runs bayesianoptimization itself. Settings use Katib's names.
+sampling, Parzen-estimator TPE), scikit-optimize runs bayesianoptimization itself, and grid is a plain enumeration
+(optuna's GridSampler stops its study from inside ``tell``, which only works in optuna's own optimize loop).
+Settings use Katib's names.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -120,8 +123,32 @@ class Suggester(Protocol):
         ...
 
 
+class GridSuggester:
+    """grid: every combination of the parameters' grid values, in order, each once (then exhausted)."""
+
+    def __init__(self, parameters: Sequence[ParameterLike]) -> None:
+        self.names = [p.name for p in parameters]
+        self.points = itertools.product(*(grid_values(p) for p in parameters))
+        self.size = math.prod(len(grid_values(p)) for p in parameters)
+        self.asked = 0
+
+    def ask(self, count: int) -> list[tuple[Any, dict[str, str]]]:
+        """See :class:`Suggester`."""
+        batch = list(itertools.islice(self.points, max(count, 0)))
+        self.asked += len(batch)
+        return [(None, dict(zip(self.names, point, strict=True))) for point in batch]
+
+    def tell(self, token: Any, value: float | None) -> None:
+        """See :class:`Suggester`; a grid does not learn."""
+
+    @property
+    def exhausted(self) -> bool:
+        """See :class:`Suggester`."""
+        return self.asked >= self.size
+
+
 class OptunaSuggester:
-    """random, grid, tpe, multivariate-tpe and cmaes via optuna's ask-and-tell interface."""
+    """random, tpe, multivariate-tpe and cmaes via optuna's ask-and-tell interface."""
 
     def __init__(self, algorithm: str, settings: dict[str, Any], parameters: Sequence[ParameterLike],
                  goal: str) -> None:
@@ -129,40 +156,31 @@ class OptunaSuggester:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         seed = settings.get("random_state")
-        self.parameters = list(parameters)
-        self.grid_size: int | None = None
-        if algorithm == "grid":
-            grid = {p.name: grid_values(p) for p in self.parameters}
-            self.grid_size = math.prod(len(values) for values in grid.values())
-            sampler: Any = optuna.samplers.GridSampler(grid, seed=seed)
-            self.distributions = {name: optuna.distributions.CategoricalDistribution(values)
-                                  for name, values in grid.items()}
-        else:
-            self.distributions = {p.name: self._distribution(p) for p in self.parameters}
-            if algorithm == "random":
-                sampler = optuna.samplers.RandomSampler(seed=seed)
-            elif algorithm in ("tpe", "multivariate-tpe"):
-                options: dict[str, Any] = {"seed": seed, "multivariate": algorithm == "multivariate-tpe",
-                                           # parallel trials: treat running ones as bad so they are not re-proposed
-                                           "constant_liar": True}
-                if "n_startup_trials" in settings:
-                    options["n_startup_trials"] = settings["n_startup_trials"]
-                candidates = settings.get("n_ei_candidates", settings.get("n_EI_candidates"))
-                if candidates:
-                    options["n_ei_candidates"] = candidates
-                if "prior_weight" in settings:
-                    options["prior_weight"] = settings["prior_weight"]
-                if "gamma" in settings:
-                    share = settings["gamma"]
-                    options["gamma"] = lambda n: min(math.ceil(share * n), 25)
-                sampler = optuna.samplers.TPESampler(**options)
-            elif algorithm == "cmaes":
-                sampler = optuna.samplers.CmaEsSampler(seed=seed, sigma0=settings.get("sigma"),
-                                                       restart_strategy=settings.get("restart_strategy"))
-            else:  # pragma: no cover - guarded by validate_settings
-                raise KfopsError(STEP, f"{algorithm} is not an optuna algorithm", "report this bug")
+        self.parameters = {p.name: p for p in parameters}
+        self.distributions = {p.name: self._distribution(p) for p in parameters}
+        if algorithm == "random":
+            sampler: Any = optuna.samplers.RandomSampler(seed=seed)
+        elif algorithm in ("tpe", "multivariate-tpe"):
+            options: dict[str, Any] = {"seed": seed, "multivariate": algorithm == "multivariate-tpe",
+                                       # parallel trials: treat running ones as bad so they are not re-proposed
+                                       "constant_liar": True}
+            if "n_startup_trials" in settings:
+                options["n_startup_trials"] = settings["n_startup_trials"]
+            candidates = settings.get("n_ei_candidates", settings.get("n_EI_candidates"))
+            if candidates:
+                options["n_ei_candidates"] = candidates
+            if "prior_weight" in settings:
+                options["prior_weight"] = settings["prior_weight"]
+            if "gamma" in settings:
+                share = settings["gamma"]
+                options["gamma"] = lambda n: min(math.ceil(share * n), 25)
+            sampler = optuna.samplers.TPESampler(**options)
+        elif algorithm == "cmaes":
+            sampler = optuna.samplers.CmaEsSampler(seed=seed, sigma0=settings.get("sigma"),
+                                                   restart_strategy=settings.get("restart_strategy"))
+        else:  # pragma: no cover - guarded by validate_settings
+            raise KfopsError(STEP, f"{algorithm} is not an optuna algorithm", "report this bug")
         self.study = optuna.create_study(direction=goal, sampler=sampler)
-        self.asked = 0
 
     @staticmethod
     def _distribution(parameter: ParameterLike) -> Any:
@@ -178,14 +196,11 @@ class OptunaSuggester:
 
     def ask(self, count: int) -> list[tuple[Any, dict[str, str]]]:
         """See :class:`Suggester`."""
-        if self.grid_size is not None:
-            count = min(count, self.grid_size - self.asked)
         result = []
         for _ in range(max(count, 0)):
             trial = self.study.ask(self.distributions)
-            self.asked += 1
-            by_name = {p.name: p for p in self.parameters}
-            result.append((trial, {name: format_value(by_name[name], value) for name, value in trial.params.items()}))
+            result.append((trial, {name: format_value(self.parameters[name], value)
+                                   for name, value in trial.params.items()}))
         return result
 
     def tell(self, token: Any, value: float | None) -> None:
@@ -199,8 +214,8 @@ class OptunaSuggester:
 
     @property
     def exhausted(self) -> bool:
-        """See :class:`Suggester`."""
-        return self.grid_size is not None and self.asked >= self.grid_size
+        """See :class:`Suggester`; sampling never runs out."""
+        return False
 
 
 class SkoptSuggester:
@@ -260,5 +275,7 @@ def make_suggester(algorithm: str, settings: dict[str, str], parameters: Sequenc
     typed = _typed_settings(algorithm, settings)
     if algorithm == "bayesianoptimization":
         return SkoptSuggester(typed, parameters, goal)
+    if algorithm == "grid":
+        return GridSuggester(parameters)
     return OptunaSuggester(algorithm, typed, parameters, goal)
 

@@ -1,0 +1,87 @@
+"""The whole workflow on a target: tuning, the registry and the champion logic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra.local.platform import LocalPlatform
+from pipelines.recipes import WINE_QUALITY
+from tests.e2e.targets import KindTarget, LocalTarget, Outcome, Target
+from trainer.train import run_trial
+
+pytestmark = pytest.mark.e2e
+
+TRIALS = 6
+#: scikit-learn's own ElasticNet defaults: what a user gets without tuning.
+BASELINE = {"alpha": "1.0", "l1_ratio": "0.5"}
+#: Heavily regularised: barely better than predicting the mean.
+WORSE = {"alpha": "0.8", "l1_ratio": "1.0"}
+
+
+@pytest.fixture(scope="module")
+def workflow_target(target: str, tmp_path_factory: pytest.TempPathFactory,
+                    request: pytest.FixtureRequest) -> Target:
+    if target == "kind":
+        return KindTarget()
+    platform: LocalPlatform = request.getfixturevalue("local_platform")
+    return LocalTarget(platform.env(), tmp_path_factory.mktemp("e2e-runs"))
+
+
+@pytest.fixture(scope="module")
+def outcome(workflow_target: Target) -> Outcome:
+    return workflow_target.run(recipe="winequality", max_trials=TRIALS, parallel_trials=2, max_failed_trials=1,
+                               model_name="e2e-winequality", offline=True)
+
+
+def test_every_trial_is_recorded(outcome: Outcome) -> None:
+    assert outcome.tuning["trials"] == TRIALS
+    assert outcome.tuning["succeeded"] == TRIALS
+    assert outcome.tuning["reason"] == "ExperimentMaxTrialsReached"
+    assert set(outcome.tuning["best_params"]) == {"alpha", "l1_ratio"}
+
+
+def test_tuned_model_beats_the_untuned_baseline(outcome: Outcome) -> None:
+    baseline = run_trial(WINE_QUALITY, outcome.dataset_uri, BASELINE)["rmse"]
+    assert outcome.tuning["objective"] <= baseline
+    retrained = run_trial(WINE_QUALITY, outcome.dataset_uri, outcome.tuning["best_params"])["rmse"]
+    assert retrained == pytest.approx(outcome.tuning["objective"], rel=1e-4), "trials must be reproducible"
+
+
+def test_registered_version_has_params_metrics_and_signature(outcome: Outcome) -> None:
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    version = client.get_model_version(outcome.training["model"], outcome.training["version"])
+    run = client.get_run(version.run_id)
+    for name, value in outcome.tuning["best_params"].items():
+        assert float(run.data.params[name]) == pytest.approx(float(value))
+    assert {"test_rmse", "test_mae", "test_r2"} <= set(run.data.metrics)
+    info = mlflow.models.get_model_info(f"models:/{outcome.training['model']}/{outcome.training['version']}")
+    assert info.signature is not None
+    assert len(info.signature.inputs.inputs) == 11
+    assert outcome.training["source"].startswith("s3://mlflow/")
+
+
+def test_first_model_becomes_champion(outcome: Outcome) -> None:
+    import mlflow
+
+    assert outcome.decision["promoted"]
+    champion = mlflow.MlflowClient().get_model_version_by_alias(outcome.decision["model_name"], "champion")
+    assert champion.version == outcome.training["version"]
+
+
+def test_a_deliberately_worse_model_is_not_promoted(outcome: Outcome, tmp_path: Path) -> None:
+    import mlflow
+
+    from components.promote import register_and_promote
+    from trainer.train import train_and_register
+
+    name = outcome.decision["model_name"]
+    worse = train_and_register(WINE_QUALITY, outcome.dataset_uri, WORSE, model_name=name, experiment="e2e")
+    decision = register_and_promote("winequality", name, worse.version, outcome.dataset_uri)
+    assert not decision.promoted
+    client = mlflow.MlflowClient()
+    assert client.get_model_version_by_alias(name, "champion").version == outcome.training["version"]
+    assert client.get_model_version(name, worse.version).tags["kfops.decision"] == "rejected"
