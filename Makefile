@@ -28,11 +28,14 @@ $(VENV)/.installed: pyproject.toml
 test: venv ## Run every test (unit, integration, e2e on the local target; kind tests skip here)
 	$(BIN)/pytest
 
-lint: venv ## Static checks: ruff
+lint: venv ## Static checks: ruff, hadolint on the Dockerfiles, the GitHub workflows against their schema
 	$(BIN)/ruff check .
+	$(BIN)/hadolint */Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
 
-demo: venv ## Bring up the local platform and show how to use it
+demo: venv ## Start the local platform and run the whole workflow on it (offline, wine-quality recipe)
 	$(KFOPS) local up
+	$(KFOPS) pipeline run --local --recipe winequality --trials 8 --parallel 2
 	@echo
 	@echo "Environment for S3 and MLflow clients (eval \"\$$(kfops local env)\"):"
 	@$(KFOPS) local env
