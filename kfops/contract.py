@@ -43,5 +43,13 @@ PIPELINE_SERVICE_ACCOUNT: Final = "kfops-pipeline-runner"
 #: Buckets the workflow writes to: KFP artifacts, MLflow artifacts, ingested datasets.
 BUCKETS: Final = ("mlpipeline", "mlflow", "datasets")
 
+#: Where MLflow stores run and model artifacts (locally and on a cluster).
+MLFLOW_ARTIFACT_ROOT: Final = "s3://mlflow/artifacts"
+
+#: Default names of the SeldonDeployment the deploy step creates and of its predictor (the Pulumi stack's
+#: ``kfops:servingDeployment`` / ``kfops:servingPredictor`` settings default to these).
+SELDON_DEPLOYMENT_NAME: Final = "kfops-model"
+SELDON_PREDICTOR_NAME: Final = "default"
+
 #: Name of the pipeline as deployed (Pipeline object / KFP pipeline name).
 PIPELINE_NAME: Final = "kfops-train-and-serve"

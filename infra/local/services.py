@@ -13,13 +13,11 @@ from pathlib import Path
 from infra.local.credentials import S3Credentials, write_private
 from infra.local.processes import ServiceSpec, free_port
 from infra.local.settings import HOST, LocalSettings
-from kfops.contract import BUCKETS
+from kfops.contract import BUCKETS, MLFLOW_ARTIFACT_ROOT
 from kfops.errors import KfopsError
 
 #: S3 region name clients sign requests for; SeaweedFS accepts any, boto3 needs one.
 REGION = "us-east-1"
-#: Where MLflow stores run and model artifacts.
-MLFLOW_ARTIFACT_ROOT = "s3://mlflow/artifacts"
 
 
 def weed_binary(settings: LocalSettings) -> Path:
