@@ -29,14 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from components.katib.suggest import Suggester, make_suggester
+from components.katib.zygote import THREAD_CAPS
 from kfops.errors import KfopsError
 
 STEP = "tune"
 _PLACEHOLDER = re.compile(r"\$\{trialParameters\.([^}]+)\}")
 #: Katib's default StdOut metrics filter.
 _METRIC = re.compile(r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)")
-#: One thread per trial: trials already run in parallel, and oversubscribed BLAS/OpenMP pools only slow them down.
-_THREAD_CAPS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 Event = Callable[[str, "Trial"], None]
 
@@ -423,7 +422,9 @@ class LocalExperiment:
 
     @contextlib.contextmanager
     def _launcher(self) -> Iterator[SubprocessLauncher | ForkLauncher]:
-        env = {**os.environ, **_THREAD_CAPS, **self.spec.env}
+        # One thread per trial: trials already run in parallel, and oversubscribed BLAS/OpenMP pools only slow
+        # them down (forked trials need it besides, see the zygote).
+        env = {**os.environ, **THREAD_CAPS, **self.spec.env}
         if self.fork:
             sample = {p.name: str(p.min if p.min is not None else p.values[0]) for p in self.spec.parameters}
             launcher: SubprocessLauncher | ForkLauncher = ForkLauncher(env, list(self._argv(sample))[3:])

@@ -12,6 +12,7 @@ Protocol (JSON lines): the parent writes ``{"op": "preload", "argv": [...]}``, `
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -85,6 +86,10 @@ def _handle(request: dict[str, Any], children: dict[int, str], channel: IO[str])
             preload(request["argv"])
         except BaseException as error:  # the trials will report the real error themselves
             print(f"zygote: preload failed: {error}", file=sys.stderr)
+        # Children would otherwise have the collector walk every inherited object, touching (and so copying)
+        # most of the server's memory pages in each trial.
+        gc.collect()
+        gc.freeze()
         _emit(channel, {"op": "ready"})
     elif request["op"] == "start":
         sys.stderr.flush()
@@ -98,8 +103,13 @@ def _handle(request: dict[str, Any], children: dict[int, str], channel: IO[str])
     return True
 
 
+#: Forking is only safe while no BLAS/OpenMP thread pool exists; with one thread each, none is ever started.
+THREAD_CAPS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def main() -> None:
     """Entry point: the protocol owns the real stdout; anything else printed goes to stderr."""
+    os.environ.update(THREAD_CAPS)
     channel = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     serve(sys.stdin.fileno(), channel)
