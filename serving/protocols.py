@@ -1,0 +1,23 @@
+"""Request bodies of the protocols kfops serves (and of MLflow's own scoring server, the benchmark's baseline)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+
+def seldon_v1(rows: Sequence[Sequence[float]]) -> bytes:
+    """Seldon protocol body for ``/api/v1.0/predictions``, as the Kubeflow tutorial sends it."""
+    return json.dumps({"data": {"ndarray": [list(row) for row in rows]}}).encode()
+
+
+def open_inference_v2(rows: Sequence[Sequence[float]]) -> bytes:
+    """Open Inference (v2) body for ``/v2/models/<name>/infer``: one 2-D FP64 tensor, columns in signature order."""
+    flat = [float(value) for row in rows for value in row]
+    return json.dumps({"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0]) if rows else 0],
+                                   "datatype": "FP64", "data": flat}]}).encode()
+
+
+def mlflow_invocations(rows: Sequence[Sequence[float]], columns: Sequence[str]) -> bytes:
+    """MLflow scoring server body for ``/invocations``: a split-oriented DataFrame."""
+    return json.dumps({"dataframe_split": {"columns": list(columns), "data": [list(row) for row in rows]}}).encode()

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.validation import InvalidInput, to_frame
+
+pytestmark = pytest.mark.unit
+
+COLUMNS = ["a", "b", "c"]
+
+
+def test_rows_become_a_float_frame_in_signature_order() -> None:
+    frame = to_frame([[1, 2, 3], [4, 5, 6]], COLUMNS)
+    assert list(frame.columns) == COLUMNS
+    assert frame.dtypes.eq(np.float64).all()
+    assert frame.to_numpy().tolist() == [[1, 2, 3], [4, 5, 6]]
+
+
+def test_named_features_are_reordered() -> None:
+    assert to_frame([[3, 1, 2]], COLUMNS, names=["c", "a", "b"]).to_numpy().tolist() == [[1, 2, 3]]
+
+
+def test_a_single_flat_row_and_a_dataframe_are_accepted() -> None:
+    assert to_frame([1, 2, 3], COLUMNS).shape == (1, 3)
+    assert to_frame(pd.DataFrame([[1, 2, 3]], columns=COLUMNS), COLUMNS).shape == (1, 3)
+
+
+@pytest.mark.parametrize(("case", "rows", "names", "expected"), [
+    ("empty batch", [], None, "the batch is empty"),
+    ("too few features", [[1, 2]], None, "each row needs 3 features .* got 2"),
+    ("too many features", [[1, 2, 3, 4]], None, "got 4"),
+    ("text value", [[1, "x", 3]], None, "features must be numbers, got 'x'"),
+    ("null value", [[1, None, 3]], None, "features must be numbers, got None"),
+    ("boolean value", [[False, True, False]], None, "features must be numbers, got False"),
+    ("NaN", [[1, float("nan"), 3]], None, r"feature 'b' of row 0 is nan"),
+    ("infinity", [[1, 2, 3], [1, 2, float("inf")]], None, r"feature 'c' of row 1 is inf"),
+    ("three dimensions", [[[1, 2, 3]]], None, "expected a 2-D batch"),
+    ("unknown names", [[1, 2, 3]], ["a", "b", "z"], r"unknown feature names \['z'\]"),
+])
+def test_invalid_batches(case: str, rows: Any, names: list[str] | None, expected: str) -> None:
+    with pytest.raises(InvalidInput, match=expected):
+        to_frame(rows, COLUMNS, names)
+
+
+def test_batch_size_limit() -> None:
+    with pytest.raises(InvalidInput, match="more than the 10 one request may carry"):
+        to_frame(np.ones((11, 3)), COLUMNS, max_rows=10)
