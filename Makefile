@@ -6,6 +6,9 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# The seldon-core wrapper needs Python 3.12 and its own venv (it pins protobuf 5 and numpy<2).
+SELDON_PYTHON ?= $(shell command -v python3.12)
+SELDON_VENV := .venv-seldon
 KFOPS := $(BIN)/kfops
 # State of `make demo` (the same default `kfops` uses).
 export KFOPS_STATE_DIR ?= .kfops
@@ -15,7 +18,7 @@ export KFOPS_STATE_DIR ?= .kfops
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-venv: $(VENV)/.installed ## Create or update the virtual environment (idempotent)
+venv: $(VENV)/.installed $(SELDON_VENV)/.installed ## Create or update both virtual environments (idempotent)
 
 # Rebuilt only when the pinned dependencies change.
 $(VENV)/.installed: pyproject.toml
@@ -23,6 +26,14 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(SELDON_VENV)/.installed: pyproject.toml
+	@test -n "$(SELDON_PYTHON)" || { echo "the seldon-core wrapper needs Python 3.12: put python3.12 on PATH or set SELDON_PYTHON=/path/to/python3.12"; exit 1; }
+	test -x $(SELDON_VENV)/bin/python || $(SELDON_PYTHON) -m venv $(SELDON_VENV)
+	$(SELDON_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SELDON_VENV)/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["kfops"]["seldon-requirements"]))' > $(SELDON_VENV)/requirements.txt
+	$(SELDON_VENV)/bin/python -m pip install --quiet -r $(SELDON_VENV)/requirements.txt
 	touch $@
 
 test: venv ## Run every test (unit, integration, e2e on the local target; kind tests skip here)

@@ -58,10 +58,12 @@ state_dir_option = click.option(
 def _settings(state_dir: Path, **overrides: Any) -> Any:
     from pydantic import ValidationError
 
+    from infra.local.platform import remembered
     from infra.local.settings import LocalSettings
 
     try:
-        return LocalSettings(state_dir=state_dir, **{k: v for k, v in overrides.items() if v is not None})
+        # Options given now win; anything else comes from the environment or, failing that, the last `up`.
+        return remembered(LocalSettings(state_dir=state_dir, **{k: v for k, v in overrides.items() if v is not None}))
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
@@ -142,6 +144,14 @@ def local_status(state_dir: Path) -> None:
         console.print("The local platform is not running. Start it with: kfops local up")
         sys.exit(3)
     console.print(_status_table(statuses))
+    from infra.local.serving import LocalServing
+
+    deployed = LocalServing(LocalPlatform(_settings(state_dir))).deployed()
+    if deployed:
+        model = deployed["model"]
+        console.print(f"Serving {model['name']} version {model['version']}:", highlight=False)
+        for protocol, url in sorted(deployed["endpoints"].items(), reverse=True):
+            console.print(f"  {protocol}: {url}", highlight=False)
     console.print(f"Logs: {Path(statuses[0].log).parent}  (`kfops local logs SERVICE`)", highlight=False)
     broken = [s for s in statuses if not s.ok]
     for status in broken:
@@ -215,9 +225,11 @@ def pipeline_compile(out: Path) -> None:
 @click.option("--dataset-url", default="", help="Dataset URL [default: the recipe's bundled copy, else its URL].")
 @click.option("--online", is_flag=True, help="Download the recipe's dataset from its real URL even if a copy ships.")
 @click.option("--model-name", default="", help="Registered model name [default: kfops-<recipe>].")
+@click.option("--protocol", type=click.Choice(["both", "v2", "v1"]), default="both", show_default=True,
+              help="Serve the champion over Open Inference v2 (MLServer), Seldon v1 (seldon-core wrapper) or both.")
 @friendly_errors
 def pipeline_run(run_local: bool, state_dir: Path, recipe: str, trials: int, parallel: int, max_failed: int,
-                 algorithm: str, dataset_url: str, online: bool, model_name: str) -> None:
+                 algorithm: str, dataset_url: str, online: bool, model_name: str, protocol: str) -> None:
     """Run the workflow: ingest -> clean -> store -> tune -> best params -> train -> register and promote."""
     if not run_local:
         raise KfopsError("pipeline run", "only --local runs start from this command",
@@ -231,8 +243,9 @@ def pipeline_run(run_local: bool, state_dir: Path, recipe: str, trials: int, par
     run_dir = platform.state_dir / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{recipe}"
     run = _run_with_progress(env, run_dir, recipe=recipe, max_trials=trials, parallel_trials=parallel,
                              max_failed_trials=max_failed, algorithm=algorithm, dataset_url=dataset_url,
-                             offline=not online, model_name=model_name)
+                             offline=not online, model_name=model_name, serving_protocol=protocol)
     console.print(_run_summary(run, env["MLFLOW_TRACKING_URI"]))
+    _print_curls(platform)
 
 
 def _run_with_progress(env: dict[str, str], run_dir: Path, **options: Any) -> Any:
@@ -279,8 +292,28 @@ def _run_summary(run: Any, mlflow_url: str) -> Table:
     table.add_row("Alias decision", f"{verdict}: {decision['reason']}")
     table.add_row("Champion", f"{decision['champion_uri']} -> v{decision['champion_version']}")
     table.add_row("MLflow UI", f"{mlflow_url}/#/models/{training['model']}")
+    for protocol, url in sorted(run.serving["endpoints"].items(), reverse=True):
+        table.add_row(f"Endpoint ({protocol})", url)
     table.add_row("Run log", str(run.log))
     return table
+
+
+def _print_curls(platform: Any) -> None:
+    """Ready-to-paste requests for every endpoint serving the champion (with a real row of its input example)."""
+    import json as json_lib
+
+    from infra.local.serving import LocalServing
+    from serving.protocols import open_inference_v2, seldon_v1
+
+    deployed = LocalServing(platform).deployed()
+    if not deployed:
+        return
+    example = json_lib.loads((Path(deployed["model"]["path"]) / "serving_input_example.json").read_text())
+    row = [example["dataframe_split"]["data"][0]]
+    bodies = {"v1": seldon_v1(row).decode(), "v2": open_inference_v2(row).decode()}
+    console.print("Try the champion:", highlight=False)
+    for protocol, url in sorted(deployed["endpoints"].items(), reverse=True):
+        click.echo(f"  curl -X POST {url} -H 'Content-Type: application/json' -d '{bodies[protocol]}'")
 
 
 def _is_number(value: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -55,6 +56,21 @@ class ServiceStatus:
         return self.state == "running"
 
 
+#: The settings the platform was last brought up with.
+SETTINGS_FILE = "settings.json"
+
+
+def remembered(settings: LocalSettings) -> LocalSettings:
+    """``settings`` with every field not set explicitly (argument or environment) taken from the last ``up``."""
+    saved = settings.state_dir.expanduser() / SETTINGS_FILE
+    try:
+        last_up = json.loads(saved.read_text())
+    except (OSError, ValueError):
+        return settings
+    explicit = settings.model_dump(include=settings.model_fields_set)
+    return LocalSettings(**{**last_up, **explicit, "state_dir": settings.state_dir})
+
+
 def _rank(service: str) -> int:
     return SERVICE_ORDER.index(service) if service in SERVICE_ORDER else len(SERVICE_ORDER)
 
@@ -68,7 +84,7 @@ class LocalPlatform:
     """
 
     def __init__(self, settings: LocalSettings | None = None) -> None:
-        self.settings = settings or LocalSettings()
+        self.settings = settings or remembered(LocalSettings())
         self.state_dir = self.settings.state_dir.expanduser().resolve()
         self.store = StateStore(self.state_dir)
 
@@ -113,6 +129,9 @@ class LocalPlatform:
         """
         self._prepare_state_dir("local up")
         with self.store.locked():
+            # Later commands (e.g. the deploy step, in another process) serve with the settings of this `up`.
+            credentials.write_private(self.state_dir / SETTINGS_FILE,
+                                      self.settings.model_dump_json(exclude={"state_dir"}))
             creds = credentials.load_or_create(self.credentials_path)
             records = self.store.load()
             started: list[ServiceRecord] = []
@@ -136,6 +155,7 @@ class LocalPlatform:
                     if name == "seaweedfs":
                         ensure_buckets(spec.url, creds)
                     report(f"{spec.title} ready in {time.monotonic() - began:.1f} s")
+                self._restore_serving(report)
             except BaseException:
                 for record in reversed(started):
                     stop_service(record, self.settings.stop_timeout)
@@ -143,6 +163,22 @@ class LocalPlatform:
                 self.store.save(records)
                 raise
         return self.status()
+
+    def _restore_serving(self, report: Reporter) -> None:
+        """Bring back the runtimes of the last deployment (they were stopped by ``down`` or crashed)."""
+        from infra.local.serving import LocalServing
+
+        serving = LocalServing(self)
+        deployed = serving.deployed()
+        if not deployed:
+            return
+        model = deployed["model"]
+        report(f"Restoring serving of {model['name']} version {model['version']}")
+        try:
+            serving.restore()
+        except KfopsError as error:
+            # The platform itself is fine; say what is not served and go on.
+            report(f"[yellow]could not restore serving[/]: {error}")
 
     def _spec(self, name: str, creds: credentials.S3Credentials, records: dict[str, ServiceRecord]) -> ServiceSpec:
         if name == "seaweedfs":

@@ -172,3 +172,63 @@ def mlflow_spec(settings: LocalSettings, state_dir: Path, creds: S3Credentials, 
         url=url,
         port_settings={"http": "--mlflow-port / KFOPS_MLFLOW_PORT"},
     )
+
+
+#: The repository checkout: the seldon-core environment imports ``serving`` from here (it does not install kfops).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def seldon_python(settings: LocalSettings) -> Path:
+    """Python of the seldon-core environment (Python 3.12 with seldon-core 1.19 and protobuf 5).
+
+    Raises:
+        KfopsError: It does not exist.
+    """
+    python = settings.seldon_python or REPO_ROOT / ".venv-seldon" / "bin" / "python"
+    if not (python.is_file() and os.access(python, os.X_OK)):
+        raise KfopsError("deploy", f"the seldon-core environment's Python was not found at {python}",
+                         "run `make venv` (it creates .venv-seldon with Python 3.12) or set KFOPS_SELDON_PYTHON")
+    return python
+
+
+def mlserver_spec(settings: LocalSettings, repository: Path, model_name: str) -> ServiceSpec:
+    """MLServer serving the models in ``repository`` over the Open Inference (v2) protocol.
+
+    Inference runs in the server process (``parallel_workers: 0``): on this class of machine a worker pool
+    measured no faster, costs a process per core, and crashes with uvloop 0.23. No metrics server: one port less.
+    """
+    port = settings.mlserver_port
+    grpc = free_port()
+    write_private(repository / "settings.json", json.dumps({
+        "host": HOST, "http_port": port, "grpc_port": grpc, "metrics_endpoint": None, "parallel_workers": 0,
+        "debug": False, "load_models_at_startup": True, "model_repository_root": str(repository),
+    }))
+    url = f"http://{HOST}:{port}"
+    return ServiceSpec(
+        name="mlserver",
+        title="MLServer (v2 protocol)",
+        argv=[str(Path(sysconfig.get_path("scripts")) / "mlserver"), "start", str(repository)],
+        env={"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},
+        ports={"http": port, "grpc": grpc},
+        ready_url=f"{url}/v2/models/{model_name}/ready",
+        url=url,
+        port_settings={"http": "KFOPS_MLSERVER_PORT"},
+    )
+
+
+def seldon_spec(settings: LocalSettings, pointer: Path, acks: Path) -> ServiceSpec:
+    """The seldon-core wrapper serving the model ``pointer`` names over the Seldon (v1) protocol."""
+    port = settings.seldon_port
+    url = f"http://{HOST}:{port}"
+    return ServiceSpec(
+        name="seldon",
+        title="seldon-core wrapper (v1 protocol)",
+        argv=[str(seldon_python(settings)), "-m", "serving.seldon_local", "--port", str(port),
+              "--pointer", str(pointer), "--acks", str(acks),
+              "--workers", str(settings.seldon_workers), "--threads", str(settings.seldon_threads)],
+        env={"PYTHONPATH": str(REPO_ROOT), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},
+        ports={"http": port},
+        ready_url=f"{url}/health/status",
+        url=url,
+        port_settings={"http": "KFOPS_SELDON_PORT"},
+    )

@@ -1,0 +1,352 @@
+"""Serving the champion on the local target: MLServer (v2 protocol) and the seldon-core wrapper (v1).
+
+They run as processes managed with the rest of the platform, in the roles Seldon Core gives them on a cluster.
+The model is downloaded from the registry to the state dir first (as Seldon's storage initializer does), and both
+runtimes load it from there. Rolling to a new model never leaves a moment without a ready server: MLServer loads
+the new model next to the old one through its repository API and swaps; the wrapper's workers follow a pointer file
+and swap in place (see :mod:`serving.seldon_model`). A model that fails to load or to answer is never swapped in,
+and the previous one keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from infra.local.processes import ServiceRecord, http_ok, is_running, start_service, stop_service
+from infra.local.services import mlserver_spec, seldon_python, seldon_spec
+from kfops.errors import KfopsError
+from serving.seldon_model import write_json_atomically
+
+if TYPE_CHECKING:
+    from infra.local.platform import LocalPlatform
+    from serving.compat import RuntimeEnvironment
+
+STEP = "deploy"
+#: Serving protocols and the local service that speaks each.
+SERVICES = {"v2": "mlserver", "v1": "seldon"}
+#: How long a runtime may take to load a model before the roll-out is abandoned.
+LOAD_TIMEOUT = 180.0
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A registered model version, downloaded for serving."""
+
+    name: str
+    version: str
+    path: str
+    source: str
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON form (also what the seldon pointer file holds)."""
+        return asdict(self)
+
+
+class LocalServing:
+    """The serving runtimes of one local platform.
+
+    Args:
+        platform: The platform whose state dir, settings and process records are used.
+    """
+
+    def __init__(self, platform: LocalPlatform) -> None:
+        self.platform = platform
+        self.settings = platform.settings
+        self.root = platform.state_dir / "serving"
+        self.deployed_file = self.root / "deployed.json"
+        self.mlserver_repo = self.root / "mlserver"
+        self.pointer = self.root / "seldon" / "current.json"
+        self.acks = self.root / "seldon" / "acks"
+
+    # --- what is served ---------------------------------------------------------------------------------------
+
+    def deployed(self) -> dict[str, Any] | None:
+        """The last successful deployment: ``{"model": {...}, "protocols": [...], "endpoints": {...}}``."""
+        try:
+            return json.loads(self.deployed_file.read_text())
+        except FileNotFoundError:
+            return None
+
+    def endpoints(self, model_name: str, protocols: list[str] | tuple[str, ...] = tuple(SERVICES)) -> dict[str, str]:
+        """Prediction URLs by protocol."""
+        records = self.platform.records()
+        urls = {}
+        if "v2" in protocols and "mlserver" in records:
+            urls["v2"] = f"{records['mlserver'].url}/v2/models/{model_name}/infer"
+        if "v1" in protocols and "seldon" in records:
+            urls["v1"] = f"{records['seldon'].url}/api/v1.0/predictions"
+        return urls
+
+    def runtime(self, protocol: str) -> RuntimeEnvironment:
+        """The environment the runtime for ``protocol`` runs in (for the compatibility check)."""
+        from serving.compat import RuntimeEnvironment
+
+        if protocol == "v2":
+            return RuntimeEnvironment.current("MLServer (local v2 runtime)")
+        try:
+            return RuntimeEnvironment.of_interpreter("the seldon-core wrapper (local v1 runtime)",
+                                                     seldon_python(self.settings))
+        except RuntimeError as error:
+            raise KfopsError(STEP, str(error), "run `make venv` to create the seldon-core environment") from error
+
+    # --- getting the model ------------------------------------------------------------------------------------
+
+    def fetch(self, name: str, version: str) -> ServedModel:
+        """Download version ``version`` of registered model ``name`` into the state dir (once).
+
+        Raises:
+            KfopsError: The version does not exist or its artifacts cannot be downloaded.
+        """
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        target = self.root / "models" / name / version
+        client = mlflow.MlflowClient()
+        try:
+            source = client.get_model_version_download_uri(name, version)
+            if not (target / "MLmodel").exists():
+                partial = target.with_name(f".{version}.partial")
+                shutil.rmtree(partial, ignore_errors=True)
+                partial.mkdir(parents=True)
+                mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(partial))
+                partial.replace(target)
+        except (MlflowException, OSError) as error:
+            raise KfopsError(STEP, f"cannot download model {name} version {version}: {error}",
+                             "check that the version exists and the object store is up") from error
+        return ServedModel(name=name, version=version, path=str(target), source=source)
+
+    # --- rolling out --------------------------------------------------------------------------------------------
+
+    def deploy(self, model: ServedModel, protocols: tuple[str, ...] = tuple(SERVICES)) -> dict[str, str]:
+        """Serve ``model`` on every protocol in ``protocols``, starting or rolling the runtimes.
+
+        Returns:
+            Prediction URLs by protocol.
+
+        Raises:
+            KfopsError: A runtime could not load or serve the model; what was serving before still is.
+        """
+        with self.platform.store.locked():
+            return self._deploy(model, protocols)
+
+    def restore(self) -> None:
+        """Restart the runtimes of the last deployment if they are not running (``kfops local up`` after a down).
+
+        The caller holds the state lock.
+        """
+        deployed = self.deployed()
+        if deployed:
+            records = self.platform.store.load()
+            missing = tuple(p for p in deployed["protocols"] if not _healthy(records.get(SERVICES[p])))
+            if missing:
+                self._deploy(ServedModel(**deployed["model"]), missing)
+
+    def _deploy(self, model: ServedModel, protocols: tuple[str, ...]) -> dict[str, str]:
+        unknown = set(protocols) - set(SERVICES)
+        if unknown:
+            raise KfopsError(STEP, f"unknown serving protocol(s) {sorted(unknown)}", "use v1 and/or v2")
+        previous = self.deployed()
+        records = self.platform.store.load()
+        rolled = []
+        try:
+            for protocol in protocols:
+                roll = self._roll_mlserver if protocol == "v2" else self._roll_seldon
+                roll(model, records)
+                rolled.append(protocol)
+                self.platform.store.save(records)
+            self._smoke_test(model, protocols, records)
+        except KfopsError:
+            self._roll_back(previous, rolled, records)
+            raise
+        endpoints = self.endpoints(model.name, protocols)
+        served = sorted(set(protocols) | set(previous["protocols"] if previous else ()))
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(self.deployed_file, {"model": model.as_dict(), "protocols": served,
+                                                   "endpoints": self.endpoints(model.name, served),
+                                                   "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        return endpoints
+
+    def _roll_back(self, previous: dict[str, Any] | None, rolled: list[str], records: dict[str, ServiceRecord]) -> None:
+        if not previous or not rolled:
+            return
+        model = ServedModel(**previous["model"])
+        for protocol in rolled:
+            if protocol in previous["protocols"]:
+                try:
+                    (self._roll_mlserver if protocol == "v2" else self._roll_seldon)(model, records)
+                except KfopsError:
+                    continue  # the runtime kept the previous model: it never swapped the failing one in
+        self.platform.store.save(records)
+
+    def _roll_mlserver(self, model: ServedModel, records: dict[str, ServiceRecord]) -> None:
+        settings_file = self.mlserver_repo / model.name / "model-settings.json"
+        before = settings_file.read_text() if settings_file.exists() else None
+        settings_file.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(settings_file, {
+            "name": model.name,
+            "implementation": "serving.mlserver_runtime.KfopsMLflowRuntime",
+            "parameters": {"uri": model.path, "extra": {"registered_version": model.version}},
+            "max_batch_size": self.settings.mlserver_max_batch_size,
+            "max_batch_time": self.settings.mlserver_max_batch_time,
+        })
+        record = records.get("mlserver")
+        if _healthy(record):
+            assert record is not None
+            status, detail = _post(f"{record.url}/v2/repository/models/{model.name}/load", LOAD_TIMEOUT)
+            if status != 200:
+                _restore(settings_file, before)
+                raise KfopsError(STEP, f"MLServer could not load {model.name} version {model.version}: {detail}",
+                                 "the previous model keeps serving; read `kfops local logs mlserver`")
+            old = record.details.get("model")
+            if old and old != model.name:
+                _post(f"{record.url}/v2/repository/models/{old}/unload", 60)
+                shutil.rmtree(self.mlserver_repo / old, ignore_errors=True)
+        else:
+            if record:
+                stop_service(record, self.settings.stop_timeout)
+            for stale in self.mlserver_repo.iterdir():
+                if stale.is_dir() and stale.name != model.name:
+                    shutil.rmtree(stale)
+            spec = mlserver_spec(self.settings, self.mlserver_repo, model.name)
+            try:
+                record = start_service(spec, self.platform.log_path("mlserver"), self.settings.startup_timeout,
+                                       self.settings.stop_timeout)
+            except KfopsError as error:
+                _restore(settings_file, before)
+                raise KfopsError(STEP, f"MLServer did not start with {model.name} version {model.version}: "
+                                       f"{error.cause}", error.fix) from error
+        record.details = {"model": model.name, "version": model.version}
+        records["mlserver"] = record
+
+    def _roll_seldon(self, model: ServedModel, records: dict[str, ServiceRecord]) -> None:
+        before = self.pointer.read_text() if self.pointer.exists() else None
+        self.pointer.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(self.pointer, model.as_dict())
+        record = records.get("seldon")
+        if not _healthy(record):
+            if record:
+                stop_service(record, self.settings.stop_timeout)
+            shutil.rmtree(self.acks, ignore_errors=True)
+            spec = seldon_spec(self.settings, self.pointer, self.acks)
+            try:
+                record = start_service(spec, self.platform.log_path("seldon"), self.settings.startup_timeout,
+                                       self.settings.stop_timeout)
+            except KfopsError as error:
+                _restore(self.pointer, before)
+                raise KfopsError(STEP, f"the seldon-core wrapper did not start with {model.name} version "
+                                       f"{model.version}: {error.cause}", error.fix) from error
+        assert record is not None
+        try:
+            self._await_acks(record, model)
+        except KfopsError:
+            _restore(self.pointer, before)
+            raise
+        record.details = {"model": model.name, "version": model.version}
+        records["seldon"] = record
+
+    def _await_acks(self, record: ServiceRecord, model: ServedModel) -> None:
+        """Wait until every wrapper worker serves ``model``; fail on the first worker that could not load it."""
+        written = self.pointer.stat().st_mtime_ns
+        deadline = time.monotonic() + LOAD_TIMEOUT
+        while time.monotonic() < deadline:
+            workers = {p.pid for p in _children(record.pid)}
+            serving = 0
+            for ack in _read_acks(self.acks):
+                if ack["pid"] not in workers:
+                    continue
+                if not ack["ok"] and ack["pointer_mtime_ns"] >= written:
+                    raise KfopsError(STEP, f"the seldon-core wrapper could not load {model.name} version "
+                                           f"{model.version}: {ack['error']}",
+                                     "the previous model keeps serving; read `kfops local logs seldon`")
+                if ack["ok"] and (ack["name"], ack["version"]) == (model.name, model.version):
+                    serving += 1
+            if serving >= self.settings.seldon_workers:
+                return
+            time.sleep(0.1)
+        raise KfopsError(STEP, f"the seldon-core wrapper's workers did not all load {model.name} version "
+                               f"{model.version} within {LOAD_TIMEOUT:.0f} s",
+                         "read `kfops local logs seldon`; the previous model keeps serving")
+
+    def _smoke_test(self, model: ServedModel, protocols: tuple[str, ...],
+                    records: dict[str, ServiceRecord]) -> None:
+        """Score the model's own input example on every rolled-out endpoint and compare with the model itself."""
+        import mlflow.pyfunc
+        import numpy as np
+        import pandas as pd
+
+        from serving.protocols import open_inference_v2, seldon_v1
+
+        pyfunc = mlflow.pyfunc.load_model(model.path)
+        example = _input_example(Path(model.path))
+        expected = np.asarray(pyfunc.predict(pd.DataFrame(example["data"], columns=example["columns"]))).ravel()
+        rows = [list(map(float, row)) for row in example["data"]]
+        for protocol in protocols:
+            base = records[SERVICES[protocol]].url
+            if protocol == "v2":
+                status, body = _post(f"{base}/v2/models/{model.name}/infer", 60, open_inference_v2(rows))
+                got = json.loads(body)["outputs"][0]["data"] if status == 200 else None
+            else:
+                status, body = _post(f"{base}/api/v1.0/predictions", 60, seldon_v1(rows))
+                got = json.loads(body)["data"]["ndarray"] if status == 200 else None
+            if got is None or not np.allclose(np.asarray(got, dtype=float).ravel(), expected, rtol=1e-6, atol=1e-9):
+                raise KfopsError(STEP, f"the {protocol} endpoint answered the model's input example with HTTP "
+                                       f"{status}: {body[:300]!r}, expected {expected.tolist()}",
+                                 "the previous model was restored; read the runtime's log")
+
+
+def _healthy(record: ServiceRecord | None) -> bool:
+    return record is not None and is_running(record) and http_ok(record.ready_url)
+
+
+def _restore(path: Path, content: str | None) -> None:
+    if content is None:
+        path.unlink(missing_ok=True)
+    else:
+        tmp = path.with_name(f".{path.name}.restore")
+        tmp.write_text(content)
+        tmp.replace(path)
+
+
+def _post(url: str, timeout: float, body: bytes = b"") -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, method="POST",  # noqa: S310 - loopback http only
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError) as error:
+        return 0, str(error)
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children()
+    except psutil.Error:
+        return []
+
+
+def _read_acks(directory: Path) -> list[dict[str, Any]]:
+    acks = []
+    for path in directory.glob("*.json"):
+        try:
+            acks.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue  # being replaced right now; read again on the next pass
+    return acks
+
+
+def _input_example(model_dir: Path) -> dict[str, Any]:
+    """The model's saved input example, as ``{"columns": [...], "data": [[...]]}``."""
+    example = json.loads((model_dir / "serving_input_example.json").read_text())
+    split = example.get("dataframe_split") or example
+    return {"columns": split["columns"], "data": split["data"]}
