@@ -147,3 +147,27 @@ def register_and_promote(recipe: str, model_name: str, version: str, dataset_uri
     decision = promote(recipe, registered_model_name(model_name, recipe), version, dataset_uri)
     print(f"{'promoted' if decision.promoted else 'kept champion'}: {decision.reason}")
     return namedtuple("Promoted", ["champion_uri", "decision"])(decision.champion_uri, json.dumps(decision.as_dict()))
+
+
+@_component
+def deploy(champion_uri: str, target: str, protocol: str, manifests: Output[Artifact]) -> NamedTuple(
+        "Deployed", [("endpoints", str), ("summary", str)]):
+    """Serve the champion: SeldonDeployments on a cluster, or the same runtimes locally; write the manifests."""
+    import json
+    import os
+    from collections import namedtuple
+    from pathlib import Path
+
+    import yaml
+
+    from components.deploy import ServingSettings, deploy, parse_protocols
+
+    result = deploy(champion_uri, target=target, protocols=parse_protocols(protocol),
+                    settings=ServingSettings.from_env(dict(os.environ)))
+    Path(manifests.path).write_text(yaml.safe_dump_all(result.manifests, sort_keys=False))
+    for warning in result.warnings:
+        print(f"WARNING: {warning}")
+    report = {"model": result.model_name, "version": result.version, "target": result.target,
+              "endpoints": result.endpoints, "warnings": result.warnings}
+    print(f"serving {result.model_name} v{result.version}: {result.endpoints}")
+    return namedtuple("Deployed", ["endpoints", "summary"])(json.dumps(result.endpoints), json.dumps(report))

@@ -9,12 +9,12 @@ import pulumi_kubernetes as k8s
 
 from infra.meta import child_options, in_cluster_url, object_meta
 from infra.workspace import bind_to_runner
-from kfops.contract import SELDON_DEPLOYMENT_NAME, SELDON_PREDICTOR_NAME, SELDON_S3_SECRET_NAME
+from kfops.contract import SELDON_DEPLOYMENT_NAME, SELDON_PREDICTOR_NAME, SELDON_S3_SECRET_NAME, SERVING_CONFIG_MAP
 from kfops.seldon_versions import DEFAULT_SELDON_CORE_VERSION, license_warning
 
 _COMPONENT = "serving"
 #: ConfigMap the deploy step reads its Seldon settings from.
-CONFIG_MAP_NAME = "kfops-serving"
+CONFIG_MAP_NAME = SERVING_CONFIG_MAP
 #: Port of the Seldon service (executor) in front of a predictor: REST here, gRPC on 5001.
 SELDON_HTTP_PORT = 8000
 #: The deploy step creates, updates and removes SeldonDeployments (to swap models); nothing else in serving.

@@ -13,6 +13,9 @@ from typing import Final
 #: ``trainer/Dockerfile``; tags are pinned, never ``latest``).
 PROJECT_IMAGE: Final = "ghcr.io/kfops/kfops:0.1.0"
 
+#: Image of the Seldon (v1) protocol server: the seldon-core wrapper around the model (``serving/Dockerfile``).
+SERVING_V1_IMAGE: Final = "ghcr.io/kfops/kfops-serving-v1:0.1.0"
+
 #: Secret KFP's own artifact store uses (the name and keys Kubeflow's manifests define).
 S3_SECRET_NAME: Final = "mlpipeline-minio-artifact"
 S3_ACCESS_KEY_KEY: Final = "accesskey"
@@ -50,6 +53,9 @@ MLFLOW_ARTIFACT_ROOT: Final = "s3://mlflow/artifacts"
 #: ``kfops:servingDeployment`` / ``kfops:servingPredictor`` settings default to these).
 SELDON_DEPLOYMENT_NAME: Final = "kfops-model"
 SELDON_PREDICTOR_NAME: Final = "default"
+
+#: ConfigMap with the Seldon settings the deploy step reads (written by the Pulumi program's ServingConfig).
+SERVING_CONFIG_MAP: Final = "kfops-serving"
 
 #: Name of the pipeline as deployed (Pipeline object / KFP pipeline name).
 PIPELINE_NAME: Final = "kfops-train-and-serve"

@@ -28,7 +28,7 @@ _TRIAL = re.compile(r"^\s*kfops-trial: (\{.*\})\s*$")
 _STEP_ERROR = re.compile(r"KfopsError: \[([^\]]+)\] (.*?)\. Fix: (.*)$")
 
 #: Steps of the workflow in order, for progress display.
-STEPS = ("ingest", "clean", "store", "tune", "best-params", "train", "register-and-promote")
+STEPS = ("ingest", "clean", "store", "tune", "best-params", "train", "register-and-promote", "deploy")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class LocalRun:
     tuning: dict[str, Any]
     training: dict[str, Any]
     decision: dict[str, Any]
+    serving: dict[str, Any]
 
 
 class _LogStream(io.TextIOBase):
@@ -87,7 +88,7 @@ class _LogStream(io.TextIOBase):
 
 def run_locally(env: dict[str, str], run_dir: Path, *, recipe: str, max_trials: int, parallel_trials: int,
                 max_failed_trials: int = 3, algorithm: str = "", dataset_url: str = "", offline: bool = True,
-                model_name: str = "", mlflow_experiment: str = "kfops",
+                model_name: str = "", mlflow_experiment: str = "kfops", serving_protocol: str = "both",
                 on_progress: Callable[[Progress], None] = lambda _event: None) -> LocalRun:
     """Run the whole workflow locally.
 
@@ -103,6 +104,7 @@ def run_locally(env: dict[str, str], run_dir: Path, *, recipe: str, max_trials: 
         offline: Prefer the recipe's bundled dataset.
         model_name: Registered model name; empty for kfops-<recipe>.
         mlflow_experiment: MLflow experiment name.
+        serving_protocol: Protocols to serve the champion on locally (v2, v1 or both).
         on_progress: Receives step and trial events.
 
     Raises:
@@ -112,11 +114,13 @@ def run_locally(env: dict[str, str], run_dir: Path, *, recipe: str, max_trials: 
 
     from kfp import local
 
+    from components.deploy import parse_protocols
     from components.katib.experiment import build_experiment
     from pipelines.recipes import get_recipe
     from pipelines.workflow import kfops_pipeline
 
-    # Fail before ingesting anything if the tuning settings cannot work (the tune step would refuse them later).
+    # Fail before ingesting anything if the settings cannot work (the steps would refuse them later).
+    parse_protocols(serving_protocol)
     build_experiment(get_recipe(recipe, STEP), name="preflight", namespace="local", dataset_uri="s3://bucket/key",
                      max_trials=max_trials, parallel_trials=parallel_trials, max_failed_trials=max_failed_trials,
                      algorithm=algorithm or None)
@@ -138,7 +142,8 @@ def run_locally(env: dict[str, str], run_dir: Path, *, recipe: str, max_trials: 
                                       max_trials=max_trials, parallel_trials=parallel_trials,
                                       max_failed_trials=max_failed_trials, algorithm=algorithm,
                                       tuning_executor="local", model_name=model_name,
-                                      mlflow_experiment=mlflow_experiment)
+                                      mlflow_experiment=mlflow_experiment, serving_protocol=serving_protocol,
+                                      deploy_target="local")
         except RuntimeError as error:
             stream.flush()
             if stream.step_errors:
@@ -148,4 +153,4 @@ def run_locally(env: dict[str, str], run_dir: Path, *, recipe: str, max_trials: 
     outputs = task.outputs
     return LocalRun(run_dir=run_dir, log=log_path, seconds=time.monotonic() - began,
                     tuning=json.loads(outputs["tuning"]), training=json.loads(outputs["training"]),
-                    decision=json.loads(outputs["decision"]))
+                    decision=json.loads(outputs["decision"]), serving=json.loads(outputs["serving"]))

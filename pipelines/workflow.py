@@ -1,8 +1,9 @@
 """The kfops workflow: one Kubeflow Pipelines v2 definition for both targets.
 
 dataset URL -> ingest -> clean -> store (S3) -> tune (Katib Experiment) -> best_params -> train (MLflow, alias
-``challenger``) -> register_and_promote (alias ``champion``). The target only changes parameters: on a cluster
-Katib executes the Experiment; locally ``tuning_executor="local"`` runs the same spec on this machine.
+``challenger``) -> register_and_promote (alias ``champion``) -> deploy (Seldon Core). The target only changes
+parameters: on a cluster Katib executes the Experiment and Seldon Core the SeldonDeployment; locally
+``tuning_executor="local"`` and ``deploy_target="local"`` run the same specs on this machine.
 """
 
 
@@ -11,7 +12,7 @@ from typing import NamedTuple
 from kfp import dsl, kubernetes
 
 from components import steps
-from kfops.contract import PIPELINE_NAME, S3_SECRET_ENV, S3_SECRET_NAME, STEP_POD_LABELS
+from kfops.contract import PIPELINE_NAME, S3_SECRET_ENV, S3_SECRET_NAME, SERVING_CONFIG_MAP, STEP_POD_LABELS
 from pipelines.recipes import DEFAULT_RECIPE
 
 DATASETS_BUCKET = "datasets"
@@ -30,11 +31,12 @@ def _for_cluster(task: dsl.PipelineTask) -> dsl.PipelineTask:
 
 
 class Outputs(NamedTuple):
-    """What a run returns: the tuning summary, the registered version, the promotion decision (JSON each)."""
+    """What a run returns: tuning summary, registered version, promotion decision, serving endpoints (JSON each)."""
 
     tuning: str
     training: str
     decision: str
+    serving: str
 
 
 @dsl.pipeline(name=PIPELINE_NAME,
@@ -51,6 +53,8 @@ def kfops_pipeline(
     tuning_timeout_minutes: int = 60,
     model_name: str = "",
     mlflow_experiment: str = "kfops",
+    serving_protocol: str = "v2",
+    deploy_target: str = "seldon",
 ) -> Outputs:
     """Train, register and promote a model for a recipe's dataset.
 
@@ -66,6 +70,8 @@ def kfops_pipeline(
     tuning_timeout_minutes: How long to wait for Katib.
     model_name: Registered model name; empty for kfops-<recipe>.
     mlflow_experiment: MLflow experiment of the training run.
+    serving_protocol: v2 (MLServer), v1 (Seldon protocol, seldon-core wrapper) or both.
+    deploy_target: seldon (SeldonDeployment in the cluster) or local (the same runtimes on this machine).
     """
     ingested = _for_cluster(steps.ingest(recipe=recipe, dataset_url=dataset_url, offline=offline))
     cleaned = _for_cluster(steps.clean(recipe=recipe, raw=ingested.outputs["raw"]))
@@ -80,4 +86,13 @@ def kfops_pipeline(
     promoted = _for_cluster(steps.register_and_promote(recipe=recipe, model_name=model_name,
                                                        version=trained.outputs["version"],
                                                        dataset_uri=stored.output))
-    return Outputs(best.outputs["summary"], trained.outputs["summary"], promoted.outputs["decision"])
+    deployed = _for_cluster(steps.deploy(champion_uri=promoted.outputs["champion_uri"], target=deploy_target,
+                                         protocol=serving_protocol))
+    # The Pulumi program's ServingConfig: Seldon version, secret and deployment names for the deploy step
+    # (optional: without it the step uses the same defaults the Pulumi program does).
+    kubernetes.use_config_map_as_env(deployed, config_map_name=SERVING_CONFIG_MAP, optional=True,
+                                     config_map_key_to_env={key: key for key in (
+                                         "SELDON_CORE_VERSION", "SELDON_ENV_SECRET_REF_NAME",
+                                         "SELDON_DEPLOYMENT_NAME", "SELDON_PREDICTOR_NAME")})
+    return Outputs(best.outputs["summary"], trained.outputs["summary"], promoted.outputs["decision"],
+                   deployed.outputs["summary"])

@@ -26,8 +26,13 @@ def current_namespace(default: str = "kubeflow-user-example-com") -> str:
         return default
 
 
-def _custom_objects_api() -> Any:
-    from kubernetes import client, config
+def load_kubernetes_config(step: str) -> None:
+    """Use the pod's service account in a cluster, else the local kube config.
+
+    Raises:
+        KfopsError: Neither is available.
+    """
+    from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
 
     try:
@@ -36,8 +41,14 @@ def _custom_objects_api() -> Any:
         try:
             config.load_kube_config()
         except (ConfigException, OSError) as error:
-            raise KfopsError(STEP, f"no Kubernetes configuration found ({error})",
-                             "run this step inside the cluster, or use tuning_executor=local") from error
+            raise KfopsError(step, f"no Kubernetes configuration found ({error})",
+                             "run this step inside the cluster, or choose the local target") from error
+
+
+def _custom_objects_api() -> Any:
+    from kubernetes import client
+
+    load_kubernetes_config(STEP)
     return client.CustomObjectsApi()
 
 

@@ -2,7 +2,7 @@
 
 Both targets return the same :class:`Outcome`, so every assertion is written once. The kind target reaches the
 cluster through port-forwards the nightly workflow opens (``KFOPS_KFP_HOST``, ``MLFLOW_TRACKING_URI``,
-``MLFLOW_S3_ENDPOINT_URL`` and the S3 key pair from the stack outputs).
+``MLFLOW_S3_ENDPOINT_URL``, ``KFOPS_V2_URL``, ``KFOPS_V1_URL`` and the S3 key pair from the stack outputs).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ class Outcome:
     training: dict[str, Any]
     decision: dict[str, Any]
     dataset_uri: str
+    endpoints: dict[str, str]
 
 
 class Target(Protocol):
@@ -45,7 +46,8 @@ class LocalTarget:
 
         self.runs += 1
         run = run_locally(self.env, self.workdir / f"run-{self.runs}", **parameters)
-        return Outcome(run.tuning, run.training, run.decision, dataset_uri=_dataset_of(run.training))
+        return Outcome(run.tuning, run.training, run.decision, dataset_uri=_dataset_of(run.training),
+                       endpoints=run.serving["endpoints"])
 
 
 class KindTarget:
@@ -70,7 +72,7 @@ class KindTarget:
         from pipelines.compile import compile_workflow
         from trainer.train import registered_model_name
 
-        arguments = {"tuning_executor": "katib", **parameters}
+        arguments = {"tuning_executor": "katib", "deploy_target": "seldon", **parameters}
         arguments.pop("offline", None)  # the project image carries the bundled dataset; the default URL needs egress
         arguments["dataset_url"] = arguments.get("dataset_url") or "file:///app/data/winequality-red.csv"
         for name in ("max_trials", "parallel_trials", "max_failed_trials"):
@@ -113,7 +115,10 @@ class KindTarget:
         decision = {"model_name": model, "challenger_version": version.version,
                     "promoted": version.tags.get("kfops.decision") == "promoted", "champion_version": champion,
                     "champion_uri": f"models:/{model}@champion"}
-        return Outcome(tuning, training, decision, dataset_uri=version.tags["kfops.dataset"])
+        # The SeldonDeployments' services, port-forwarded by the nightly workflow.
+        endpoints = {"v2": f"{os.environ['KFOPS_V2_URL']}/v2/models/{model}/infer",
+                     "v1": f"{os.environ['KFOPS_V1_URL']}/api/v1.0/predictions"}
+        return Outcome(tuning, training, decision, dataset_uri=version.tags["kfops.dataset"], endpoints=endpoints)
 
 
 def _dataset_of(training: dict[str, Any]) -> str:

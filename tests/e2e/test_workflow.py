@@ -32,7 +32,7 @@ def workflow_target(target: str, tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture(scope="module")
 def outcome(workflow_target: Target) -> Outcome:
     return workflow_target.run(recipe="winequality", max_trials=TRIALS, parallel_trials=2, max_failed_trials=1,
-                               model_name="e2e-winequality", offline=True)
+                               model_name="e2e-winequality", offline=True, serving_protocol="both")
 
 
 def test_every_trial_is_recorded(outcome: Outcome) -> None:
@@ -85,3 +85,35 @@ def test_a_deliberately_worse_model_is_not_promoted(outcome: Outcome, tmp_path: 
     client = mlflow.MlflowClient()
     assert client.get_model_version_by_alias(name, "champion").version == outcome.training["version"]
     assert client.get_model_version(name, worse.version).tags["kfops.decision"] == "rejected"
+
+
+TUTORIAL_REQUEST = {"data": {"ndarray": [[5.6, 0.31, 0.37, 1.4, 0.074, 12.0, 96.0, 0.9954, 3.32, 0.58, 9.2]]}}
+
+
+def test_the_champion_answers_the_tutorial_request(outcome: Outcome) -> None:
+    import requests
+
+    response = requests.post(outcome.endpoints["v1"], json=TUTORIAL_REQUEST, timeout=60)
+    assert response.status_code == 200, response.text
+    [prediction] = response.json()["data"]["ndarray"]
+    assert 3 < prediction < 8
+    assert response.json()["meta"]["tags"]["model_version"] == outcome.decision["champion_version"]
+
+
+def test_both_protocols_serve_the_champion_for_a_batch(outcome: Outcome) -> None:
+    import mlflow.pyfunc
+    import numpy as np
+    import requests
+
+    from serving.protocols import open_inference_v2, seldon_v1
+    from trainer.data import load_frame, split
+
+    parts = split(load_frame(outcome.dataset_uri), WINE_QUALITY.target_column, WINE_QUALITY.task)
+    batch = parts.x_test.head(20)
+    expected = mlflow.pyfunc.load_model(outcome.decision["champion_uri"]).predict(batch)
+    rows = batch.to_numpy().tolist()
+    headers = {"Content-Type": "application/json"}
+    v1 = requests.post(outcome.endpoints["v1"], data=seldon_v1(rows), headers=headers, timeout=60).json()
+    v2 = requests.post(outcome.endpoints["v2"], data=open_inference_v2(rows), headers=headers, timeout=60).json()
+    np.testing.assert_allclose(v1["data"]["ndarray"], expected, rtol=1e-9)
+    np.testing.assert_allclose(v2["outputs"][0]["data"], expected, rtol=1e-9)

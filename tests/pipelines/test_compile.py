@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kfops.contract import S3_SECRET_ENV, S3_SECRET_NAME, STEP_POD_LABELS
+from kfops.contract import S3_SECRET_ENV, S3_SECRET_NAME, SERVING_CONFIG_MAP, STEP_POD_LABELS
 from pipelines.compile import WORKFLOW_FILE, compile_workflow
 
 pytestmark = pytest.mark.unit
 
 GOLDEN = Path(__file__).parent / "golden" / WORKFLOW_FILE
-STEPS = {"ingest", "clean", "store", "tune", "best-params", "train", "register-and-promote"}
+STEPS = {"ingest", "clean", "store", "tune", "best-params", "train", "register-and-promote", "deploy"}
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,10 @@ def test_every_step_gets_the_s3_secret_and_the_mlflow_poddefault_label(compiled:
         assert config["podMetadata"]["labels"] == STEP_POD_LABELS
     tasks = pipeline["root"]["dag"]["tasks"]
     assert set(tasks) == STEPS
+    [deploy_config] = [config for name, config in executors.items() if "deploy" in name]
+    [config_map] = deploy_config["configMapAsEnv"]
+    assert config_map["configMapName"] == SERVING_CONFIG_MAP
+    assert config_map["optional"] is True
     assert all(task["cachingOptions"] == {} for task in tasks.values()), "caching must stay off"
     images = {e["container"]["image"] for e in pipeline["deploymentSpec"]["executors"].values()}
     assert len(images) == 1
@@ -73,4 +77,6 @@ def test_no_credential_or_machine_path_in_the_compiled_workflow(compiled: str) -
 def test_cluster_defaults_run_tuning_on_katib(compiled: str) -> None:
     parameters = next(yaml.safe_load_all(compiled))["root"]["inputDefinitions"]["parameters"]
     assert parameters["tuning_executor"]["defaultValue"] == "katib"
+    assert parameters["deploy_target"]["defaultValue"] == "seldon"
+    assert parameters["serving_protocol"]["defaultValue"] == "v2"
     assert parameters["offline"]["defaultValue"] is False

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from components.deploy import ServingSettings, parse_protocols, rollback_manifest, seldon_deployment
+from infra.validate import validate_manifest
+from kfops.contract import PROJECT_IMAGE, SELDON_S3_SECRET_NAME, SERVING_V1_IMAGE
+from kfops.errors import KfopsError
+from kfops.seldon_versions import license_warning
+
+pytestmark = pytest.mark.unit
+
+SOURCE = "s3://mlflow/artifacts/1/models/m-123/artifacts"
+
+
+def render(protocol: str, **settings: str) -> dict:
+    return seldon_deployment(protocol, model_name="kfops-winequality", version="7", model_uri=SOURCE,
+                             namespace="team-ml", settings=ServingSettings(**settings))
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_rendered_deployments_are_valid_seldon_resources(protocol: str) -> None:
+    validate_manifest(render(protocol))
+
+
+def test_v2_is_the_mlflow_server_on_mlserver_with_the_project_image() -> None:
+    manifest = render("v2")
+    assert manifest["metadata"]["name"] == "kfops-model"
+    spec = manifest["spec"]
+    assert spec["protocol"] == "v2"
+    graph = spec["predictors"][0]["graph"]
+    assert graph["implementation"] == "MLFLOW_SERVER"
+    assert graph["modelUri"] == SOURCE
+    assert graph["envSecretRefName"] == SELDON_S3_SECRET_NAME
+    container = spec["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]
+    assert container["name"] == graph["name"]
+    assert container["image"] == PROJECT_IMAGE
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MLSERVER_MODEL_IMPLEMENTATION"] == "serving.mlserver_runtime.KfopsMLflowRuntime"
+
+
+def test_v1_is_the_seldon_wrapper_image_reading_the_downloaded_model() -> None:
+    manifest = render("v1")
+    assert manifest["metadata"]["name"] == "kfops-model-v1"
+    spec = manifest["spec"]
+    assert spec["protocol"] == "seldon"
+    graph = spec["predictors"][0]["graph"]
+    assert "implementation" not in graph
+    assert graph["parameters"] == [{"name": "model_uri", "type": "STRING", "value": "/mnt/models"}]
+    assert spec["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]["image"] == SERVING_V1_IMAGE
+
+
+def test_cluster_settings_come_from_the_serving_config_map() -> None:
+    settings = ServingSettings.from_env({"SELDON_ENV_SECRET_REF_NAME": "custom-secret",
+                                         "SELDON_DEPLOYMENT_NAME": "wine", "SELDON_PREDICTOR_NAME": "main"})
+    manifest = seldon_deployment("v2", model_name="m", version="1", model_uri=SOURCE, namespace="n",
+                                 settings=settings)
+    assert manifest["metadata"]["name"] == "wine"
+    assert manifest["spec"]["predictors"][0]["name"] == "main"
+    assert manifest["spec"]["predictors"][0]["graph"]["envSecretRefName"] == "custom-secret"
+    assert ServingSettings.from_env({}) == ServingSettings()
+
+
+def test_images_are_pinned() -> None:
+    for image in (PROJECT_IMAGE, SERVING_V1_IMAGE):
+        assert ":" in image
+        assert not image.endswith(":latest")
+
+
+def test_bsl_seldon_versions_are_flagged() -> None:
+    assert license_warning("1.17.1") is None
+    assert "Business Source License" in (license_warning("1.18.0") or "")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("v2", ("v2",)), ("v1", ("v1",)), ("both", ("v2", "v1"))])
+def test_protocol_choices(value: str, expected: tuple[str, ...]) -> None:
+    assert parse_protocols(value) == expected
+
+
+def test_unknown_protocol() -> None:
+    with pytest.raises(KfopsError, match="unknown serving protocol 'grpc'"):
+        parse_protocols("grpc")
+
+
+def test_rollback_reapplies_the_previous_spec_without_server_fields() -> None:
+    previous = copy.deepcopy(render("v2"))
+    previous["metadata"].update({"resourceVersion": "42", "uid": "abc", "managedFields": [{}]})
+    previous["status"] = {"state": "Available"}
+    restored = rollback_manifest(previous)
+    assert restored["spec"] == previous["spec"]
+    assert set(restored["metadata"]) == {"name", "namespace", "labels"}
+    assert "status" not in restored
+    validate_manifest(restored)
