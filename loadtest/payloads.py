@@ -1,0 +1,51 @@
+"""Request bodies built from real dataset rows, for every protocol the benchmark compares.
+
+Rows are sampled once at start-up (with a fixed seed) from the cleaned wine-quality data, so every request carries
+different real values, as production traffic would, and every target receives the same mix.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+
+#: The bundled dataset; ``KFOPS_LOADTEST_DATA`` may point at another ``;``-separated file of the same layout.
+DATA = Path(os.environ.get("KFOPS_LOADTEST_DATA", Path(__file__).resolve().parent.parent / "data"
+                           / "winequality-red.csv"))
+#: Rows per request (``KFOPS_LOADTEST_BATCH``): 1 for online traffic, more for batch scoring.
+BATCH = int(os.environ.get("KFOPS_LOADTEST_BATCH", "1"))
+#: Distinct bodies prepared per scenario.
+SAMPLES = 256
+
+
+@lru_cache(maxsize=1)
+def feature_rows() -> tuple[list[str], list[list[float]]]:
+    """Column names (normalised like the clean step does) and the feature rows of the dataset."""
+    import csv
+
+    from pipelines.recipes import normalize_name
+
+    with DATA.open() as handle:
+        reader = csv.reader(handle, delimiter=";")
+        header = [normalize_name(name) for name in next(reader)]
+        rows = [[float(value) for value in row] for row in reader if row]
+    target = header.index("quality")
+    columns = [name for i, name in enumerate(header) if i != target]
+    return columns, [[value for i, value in enumerate(row) if i != target] for row in rows]
+
+
+def batches(seed: int = 7) -> list[list[list[float]]]:
+    """``SAMPLES`` batches of ``BATCH`` rows each."""
+    _, rows = feature_rows()
+    rng = random.Random(seed)  # noqa: S311 - sampling traffic, not cryptography
+    return [[rng.choice(rows) for _ in range(BATCH)] for _ in range(SAMPLES)]
+
+
+def user_bodies(bodies: list[bytes], user: object) -> Iterator[bytes]:
+    """An endless cycle over ``bodies``, starting at a different place for each simulated user."""
+    start = id(user) % len(bodies)
+    return itertools.cycle(bodies[start:] + bodies[:start])
