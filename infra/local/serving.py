@@ -15,6 +15,7 @@ import shutil
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,13 +157,15 @@ class LocalServing:
             raise KfopsError(STEP, f"unknown serving protocol(s) {sorted(unknown)}", "use v1 and/or v2")
         previous = self.deployed()
         records = self.platform.store.load()
-        rolled = []
+        # The runtimes start (or load the model) concurrently: a cold start of both is mostly waiting on imports.
+        with ThreadPoolExecutor(max_workers=len(protocols)) as pool:
+            rolls = {protocol: pool.submit(self._roll_mlserver if protocol == "v2" else self._roll_seldon, model,
+                                           records) for protocol in protocols}
+        rolled = [protocol for protocol, roll in rolls.items() if roll.exception() is None]
+        self.platform.store.save(records)
         try:
-            for protocol in protocols:
-                roll = self._roll_mlserver if protocol == "v2" else self._roll_seldon
-                roll(model, records)
-                rolled.append(protocol)
-                self.platform.store.save(records)
+            for roll in rolls.values():
+                roll.result()
             self._smoke_test(model, protocols, records)
         except KfopsError:
             self._roll_back(previous, rolled, records)
