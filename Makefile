@@ -2,12 +2,19 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# The project targets Python 3.11; pyenv machines expose it as python3.11 (override with PYTHON=...).
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# An interpreter of version $(1) that really runs: pythonX.Y on PATH, else pyenv's newest X.Y (a pyenv shim on
+# PATH is not enough: it fails when that version is not selected).
+comma := ,
+find_python = $(shell for p in python$(1) $$(ls -d $$(pyenv root 2>/dev/null)/versions/$(1).*/bin/python$(1) \
+	2>/dev/null | sort -V | tail -n 1); do "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != ($(subst .,$(comma),$(1))))' \
+	2>/dev/null && { command -v "$$p"; break; }; done)
+
+# The project targets Python 3.11 (override with PYTHON=...).
+PYTHON ?= $(call find_python,3.11)
 VENV := .venv
 BIN := $(VENV)/bin
 # The seldon-core wrapper needs Python 3.12 and its own venv (it pins protobuf 5 and numpy<2).
-SELDON_PYTHON ?= $(shell command -v python3.12)
+SELDON_PYTHON ?= $(call find_python,3.12)
 SELDON_VENV := .venv-seldon
 KFOPS := $(BIN)/kfops
 # State of `make demo` (the same default `kfops` uses).
@@ -22,7 +29,7 @@ venv: $(VENV)/.installed $(SELDON_VENV)/.installed ## Create or update both virt
 
 # Rebuilt only when the pinned dependencies change.
 $(VENV)/.installed: pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"kfops needs Python 3.11, got {sys.version.split()[0]}; set PYTHON=/path/to/python3.11"'
+	@test -n "$(PYTHON)" || { echo "kfops needs Python 3.11: put python3.11 on PATH or set PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
