@@ -233,7 +233,8 @@ def pipeline_run(run_local: bool, state_dir: Path, recipe: str, trials: int, par
     """Run the workflow: ingest -> clean -> store -> tune -> best params -> train -> register and promote."""
     if not run_local:
         raise KfopsError("pipeline run", "only --local runs start from this command",
-                         "on a cluster `pulumi up` deploys the workflow (README: Stand up on a cluster); here add --local")
+                         "on a cluster `pulumi up` deploys the workflow (README: Stand up on a cluster); "
+                         "here add --local")
     from infra.local.platform import LocalPlatform
     from pipelines.recipes import get_recipe
 
