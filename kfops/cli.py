@@ -85,7 +85,7 @@ def local() -> None:
 def _status_table(statuses: list[Any]) -> Table:
     table = Table(title="kfops local platform", title_justify="left")
     for column in ("service", "state", "endpoint", "pid"):
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, overflow="fold")
     colours = {"running": "green", "unhealthy": "yellow", "crashed": "red"}
     for status in statuses:
         colour = colours.get(status.state, "white")
@@ -281,7 +281,7 @@ def _run_summary(run: Any, mlflow_url: str) -> Table:
     tuning, training, decision = run.tuning, run.training, run.decision
     table = Table(title=f"Workflow finished in {run.seconds:.1f} s", title_justify="left", show_header=False)
     table.add_column("what", style="bold")
-    table.add_column("result")
+    table.add_column("result", overflow="fold")  # URLs and paths must stay whole to be copied
     table.add_row("Tuning", f"{tuning['succeeded']}/{tuning['trials']} trials succeeded ({tuning['failed']} failed, "
                             f"{tuning['killed']} killed), {tuning['reason']}, executor {tuning['executor']}")
     table.add_row("Best parameters", ", ".join(f"{k}={float(v):.4g}" if _is_number(v) else f"{k}={v}"
