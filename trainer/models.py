@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kfops.errors import KfopsError
+from kfops.values import parse_named_values
 from pipelines.recipes import MODEL_HYPERPARAMETERS
 
 
@@ -14,19 +15,7 @@ def parse_hyperparameters(family: str, raw: dict[str, str], step: str = "trainer
     Raises:
         KfopsError: Unknown name or a value of the wrong type.
     """
-    allowed = MODEL_HYPERPARAMETERS[family]
-    parsed: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name not in allowed:
-            raise KfopsError(step, f"{family} has no hyperparameter {name!r}",
-                             f"use only: {', '.join(allowed)}")
-        kind = allowed[name]
-        try:
-            parsed[name] = kind(float(value)) if kind is int and float(value).is_integer() else kind(value)
-        except ValueError as error:
-            raise KfopsError(step, f"hyperparameter {name}={value!r} is not a valid {kind.__name__}",
-                             f"pass a {kind.__name__} value") from error
-    return parsed
+    return parse_named_values(raw, MODEL_HYPERPARAMETERS[family], step=step, owner=family, kind="hyperparameter")
 
 
 def build_model(family: str, params: dict[str, Any], step: str = "trainer") -> Any:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from kfops.errors import KfopsError
+from kfops.values import parse_named_values
 
 STEP = "tune"
 
@@ -44,18 +45,8 @@ class ParameterLike(Protocol):
 
 
 def _typed_settings(algorithm: str, settings: dict[str, str]) -> dict[str, Any]:
-    allowed = ALGORITHMS[algorithm]
-    typed: dict[str, Any] = {}
-    for name, value in settings.items():
-        if name not in allowed:
-            raise KfopsError(STEP, f"algorithm {algorithm!r} has no setting {name!r}",
-                             f"use only: {', '.join(allowed) or 'no settings'}")
-        try:
-            typed[name] = allowed[name](value)
-        except ValueError as error:
-            raise KfopsError(STEP, f"algorithm setting {name}={value!r} is not a valid "
-                                   f"{allowed[name].__name__}", "fix the algorithm settings") from error
-    return typed
+    return parse_named_values(settings, ALGORITHMS[algorithm], step=STEP, owner=f"algorithm {algorithm!r}",
+                              kind="setting")
 
 
 def grid_values(parameter: ParameterLike) -> list[str]:
