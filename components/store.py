@@ -6,25 +6,9 @@ import hashlib
 from pathlib import Path
 
 from kfops.errors import KfopsError
-from kfops.storage import describe_endpoint_error, endpoint_url, s3_client
+from kfops.storage import describe_endpoint_error, endpoint_url, ensure_bucket, s3_client
 
 STEP = "store"
-
-
-def ensure_bucket(client: object, bucket: str) -> None:
-    """Create ``bucket`` unless it already exists (safe to call on every run)."""
-    from botocore.exceptions import ClientError
-
-    try:
-        client.head_bucket(Bucket=bucket)  # type: ignore[attr-defined]
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
-            raise
-        try:
-            client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
-        except ClientError as create_error:
-            if create_error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                raise
 
 
 def store_dataset(path: Path, bucket: str, prefix: str) -> str:

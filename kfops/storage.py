@@ -74,3 +74,19 @@ def parse_s3_uri(uri: str, step: str) -> tuple[str, str]:
 def describe_endpoint_error(error: Exception) -> str:
     """A short reason for an S3 failure, naming the endpoint."""
     return f"S3 endpoint {endpoint_url() or 'AWS default'} failed: {type(error).__name__}: {error}"
+
+
+def ensure_bucket(client: Any, bucket: str) -> None:
+    """Create ``bucket`` unless it already exists (safe to call on every run)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client.head_bucket(Bucket=bucket)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+        try:
+            client.create_bucket(Bucket=bucket)
+        except ClientError as create_error:
+            if create_error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise

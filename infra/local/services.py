@@ -15,6 +15,7 @@ from infra.local.processes import ServiceSpec, free_port
 from infra.local.settings import HOST, LocalSettings
 from kfops.contract import BUCKETS, MLFLOW_ARTIFACT_ROOT
 from kfops.errors import KfopsError
+from kfops.storage import ensure_bucket
 
 #: S3 region name clients sign requests for; SeaweedFS accepts any, boto3 needs one.
 REGION = "us-east-1"
@@ -124,12 +125,10 @@ def ensure_buckets(endpoint: str, creds: S3Credentials, buckets: tuple[str, ...]
     while pending:
         bucket = pending[0]
         try:
-            client.create_bucket(Bucket=bucket)
+            ensure_bucket(client, bucket)
             pending.pop(0)
         except ClientError as error:
-            if error.response["Error"]["Code"] in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                pending.pop(0)
-                continue
+            # The gateway can answer its health check a moment before its filer accepts writes.
             if time.monotonic() > deadline:
                 raise KfopsError("local up", f"SeaweedFS refused to create bucket {bucket!r}: {error}",
                                  "read the seaweedfs log with `kfops local logs seaweedfs`") from error
