@@ -46,8 +46,9 @@ $(SELDON_VENV)/.installed: pyproject.toml
 test: venv ## Run every test (unit, integration, e2e on the local target; kind tests skip here)
 	$(BIN)/pytest
 
-lint: venv ## Static checks: ruff, hadolint on the Dockerfiles, the GitHub workflows against their schema
+lint: venv ## Static checks: ruff, the import layers, hadolint on the Dockerfiles, the GitHub workflows' schema
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint */Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
 

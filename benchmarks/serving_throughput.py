@@ -21,13 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from kfops.base.paths import REPO_ROOT
+
 BIN = Path(sys.executable).parent
 
 
 def locust(scenario: str, host: str, users: int, seconds: int, workdir: Path, model: str) -> dict[str, float]:
     prefix = workdir / f"{Path(scenario).stem}-{users}"
-    subprocess.run([str(BIN / "locust"), "-f", str(REPO / "loadtest" / scenario), "--headless", "-u", str(users),
+    subprocess.run([str(BIN / "locust"), "-f", str(REPO_ROOT / "loadtest" / scenario), "--headless", "-u", str(users),
                     "-r", str(users), "-t", f"{seconds}s", "--host", host, "--csv", str(prefix), "--only-summary"],
                    env={**os.environ, "KFOPS_MODEL_NAME": model}, cwd=workdir, capture_output=True, check=True,
                    timeout=seconds + 60)
@@ -60,7 +61,7 @@ def main() -> None:
     from infra.local.processes import free_port
     from infra.local.serving import LocalServing
     from infra.local.settings import LocalSettings
-    from pipelines.recipes import WINE_QUALITY
+    from kfops.base.recipes import WINE_QUALITY
     from trainer.train import train_and_register
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +74,7 @@ def main() -> None:
         try:
             os.environ.update(local.env())
             cleaned = workdir / "wine.parquet"
-            clean_file(REPO / "data" / "winequality-red.csv", WINE_QUALITY, cleaned)
+            clean_file(REPO_ROOT / "data" / "winequality-red.csv", WINE_QUALITY, cleaned)
             dataset = store_dataset(cleaned, "datasets", "benchmark")
             model = train_and_register(WINE_QUALITY, dataset, {"alpha": "0.0005", "l1_ratio": "0.5"},
                                        model_name="bench-wine", experiment="benchmark")
@@ -112,7 +113,7 @@ def main() -> None:
             print(f"| {name} | {users} | {cell['rps']:.0f} | {cell['p50_ms']:.0f} | {cell['p95_ms']:.0f} | "
                   f"{cell['p99_ms']:.0f} | {cell['failures']} | {cell['rps'] / base['rps']:.1f}x | "
                   f"{cell['p99_ms'] / base['p99_ms']:.2f}x |")
-    out = REPO / "benchmarks" / "results"
+    out = REPO_ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
     (out / f"serving-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=2))
 

@@ -23,11 +23,10 @@ from pathlib import Path
 
 from components.clean import clean_file
 from components.katib.experiment import build_experiment
-from components.katib.local import LocalExperiment
-from pipelines.recipes import WINE_QUALITY
+from infra.local.katib.executor import LocalExperiment
+from kfops.base.paths import REPO_ROOT
+from kfops.base.recipes import WINE_QUALITY
 from trainer.train import run_trial
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def executor_run(dataset: str, trials: int, parallel: int, fork: bool, workdir: Path) -> dict[str, float]:
@@ -55,7 +54,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         dataset = workdir / "wine.parquet"
-        clean_file(REPO / "data" / "winequality-red.csv", WINE_QUALITY, dataset)
+        clean_file(REPO_ROOT / "data" / "winequality-red.csv", WINE_QUALITY, dataset)
 
         forked = executor_run(str(dataset), args.trials, args.parallel, True, workdir / "forked")
         fresh = executor_run(str(dataset), args.trials, args.parallel, False, workdir / "fresh")

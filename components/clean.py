@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from kfops.errors import KfopsError
-from pipelines.recipes import Recipe, normalize_name
+from kfops.base.errors import KfopsError
+from kfops.base.recipes import Recipe, normalize_name
 
 STEP = "clean"
 

@@ -10,32 +10,31 @@ target:
   ``serving/Dockerfile``).
 
 On a cluster each is applied with server-side apply and must become ``Available`` in time; otherwise the previous
-spec is applied again, so the previous model keeps serving. Locally the spec is executed by the same runtimes as
-processes (:mod:`infra.local.serving`). Before either, the compatibility check refuses a model the runtime cannot load.
+spec is applied again, so the previous model keeps serving (:mod:`infra.cluster.seldon`). Locally the spec is executed
+by the same runtimes as processes (:mod:`infra.local.serving`). Before either, the compatibility check refuses a model
+the runtime cannot load. Which of the two runs is chosen in one place, :mod:`pipelines.targets`.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kfops.contract import (
+from kfops.base.contract import (
     PROJECT_IMAGE,
     SELDON_DEPLOYMENT_NAME,
     SELDON_PREDICTOR_NAME,
     SELDON_S3_SECRET_NAME,
     SERVING_V1_IMAGE,
 )
-from kfops.errors import KfopsError
-from kfops.seldon_versions import DEFAULT_SELDON_CORE_VERSION, license_warning
+from kfops.base.errors import KfopsError
+from kfops.base.seldon_versions import DEFAULT_SELDON_CORE_VERSION, license_warning
 
 STEP = "deploy"
 PROTOCOLS = ("v2", "v1")
-TARGETS = ("seldon", "local")
-GROUP, VERSION, PLURAL = "machinelearning.seldon.io", "v1", "seldondeployments"
+GROUP, VERSION = "machinelearning.seldon.io", "v1"
 #: Where Seldon's storage initializer puts the model inside the serving container.
 MODEL_MOUNT = "/mnt/models"
 _CHAMPION_URI = re.compile(r"^models:/(?P<name>[^@/]+)@(?P<alias>[\w-]+)$")
@@ -177,6 +176,11 @@ def check_compatibility(model_dir: Path, runtimes: dict[str, Any]) -> None:
                          "runtime that matches the model; nothing was deployed")
 
 
+def license_warnings(settings: ServingSettings) -> list[str]:
+    """The licence warning for the configured Seldon Core version, if any."""
+    return [w for w in [license_warning(settings.seldon_version)] if w]
+
+
 def cluster_runtimes(protocols: tuple[str, ...], repo_root: Path) -> dict[str, Any]:
     """The serving images' environments, from the pins they are built from."""
     import tomllib
@@ -192,127 +196,3 @@ def cluster_runtimes(protocols: tuple[str, ...], repo_root: Path) -> dict[str, A
     return {protocol: images[protocol] for protocol in protocols}
 
 
-def deploy(champion_uri: str, *, target: str, protocols: tuple[str, ...], namespace: str = "",
-           settings: ServingSettings | None = None, timeout: float = 600) -> Deployed:
-    """Serve the model ``champion_uri`` names.
-
-    Args:
-        champion_uri: ``models:/<name>@champion``.
-        target: ``seldon`` (apply SeldonDeployments on the cluster) or ``local`` (the local runtimes).
-        protocols: ``("v2",)``, ``("v1",)`` or both.
-        namespace: Cluster namespace; the pod's own when empty.
-        settings: Seldon installation settings (cluster), defaults otherwise.
-        timeout: Seconds a SeldonDeployment may take to become Available.
-
-    Raises:
-        KfopsError: Unknown target or protocol, incompatible model, or a roll-out that failed (the previous
-            model keeps serving).
-    """
-    from kfops.tracking import require_tracking_server
-
-    if target not in TARGETS:
-        raise KfopsError(STEP, f"unknown deploy target {target!r}", f"choose one of: {', '.join(TARGETS)}")
-    require_tracking_server(STEP)
-    settings = settings or ServingSettings()
-    name, version, source = resolve_champion(champion_uri)
-    warnings = [w for w in [license_warning(settings.seldon_version)] if w]
-    if target == "local":
-        from infra.local.platform import LocalPlatform
-        from infra.local.serving import LocalServing
-
-        serving = LocalServing(LocalPlatform())
-        served = serving.fetch(name, version)
-        check_compatibility(Path(served.path), {p: serving.runtime(p) for p in protocols})
-        manifests = [seldon_deployment(p, model_name=name, version=version, model_uri=source, namespace="local",
-                                       settings=settings) for p in protocols]
-        endpoints = serving.deploy(served, protocols)
-        return Deployed(name, version, target, endpoints, manifests, warnings)
-
-    import mlflow
-
-    from components.katib.cluster import current_namespace
-
-    namespace = namespace or current_namespace()
-    model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
-    check_compatibility(model_dir, cluster_runtimes(protocols, Path(__file__).resolve().parent.parent))
-    manifests = [seldon_deployment(p, model_name=name, version=version, model_uri=source, namespace=namespace,
-                                   settings=settings) for p in protocols]
-    endpoints = {}
-    for protocol, manifest in zip(protocols, manifests, strict=True):
-        apply_and_wait(manifest, timeout=timeout)
-        service = f"{manifest['metadata']['name']}-{settings.predictor_name}"
-        path = f"/v2/models/{name}/infer" if protocol == "v2" else "/api/v1.0/predictions"
-        endpoints[protocol] = f"http://{service}.{namespace}.svc.cluster.local:8000{path}"
-    return Deployed(name, version, target, endpoints, manifests, warnings)
-
-
-class SeldonDeployments:
-    """Read and server-side apply SeldonDeployments (the dynamic client: the typed one cannot send apply patches)."""
-
-    def __init__(self) -> None:
-        from kubernetes import client, dynamic
-
-        from components.katib.cluster import load_kubernetes_config
-
-        load_kubernetes_config(STEP)
-        self.client = dynamic.DynamicClient(client.ApiClient())
-        self.resource = self.client.resources.get(api_version=f"{GROUP}/{VERSION}", kind="SeldonDeployment")
-
-    def get(self, name: str, namespace: str) -> dict[str, Any] | None:
-        """The object, or None if it does not exist."""
-        from kubernetes.dynamic.exceptions import NotFoundError
-
-        try:
-            return self.resource.get(name=name, namespace=namespace).to_dict()
-        except NotFoundError:
-            return None
-
-    def apply(self, body: dict[str, Any]) -> None:
-        """Server-side apply ``body`` as field manager ``kfops``."""
-        metadata = body["metadata"]
-        self.client.server_side_apply(self.resource, body=body, name=metadata["name"],
-                                      namespace=metadata["namespace"], field_manager="kfops", force_conflicts=True)
-
-
-def apply_and_wait(manifest: dict[str, Any], *, timeout: float, poll: float = 5,
-                   api: SeldonDeployments | None = None) -> None:
-    """Apply ``manifest``; wait for ``status.state == Available``; re-apply the previous spec if it does not get there.
-
-    Raises:
-        KfopsError: The deployment did not become Available (the previous spec has been re-applied).
-    """
-    from kubernetes.client.exceptions import ApiException
-
-    api = api or SeldonDeployments()
-    name, namespace = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
-    previous = api.get(name, namespace)
-    try:
-        api.apply(manifest)
-    except ApiException as error:
-        raise KfopsError(STEP, f"Seldon refused SeldonDeployment {namespace}/{name}: {error.status} "
-                               f"{(error.body or '')[:400]}", "check the Seldon Core installation") from error
-    deadline = time.monotonic() + timeout
-    state, reason = "", ""
-    while time.monotonic() < deadline:
-        status = (api.get(name, namespace) or {}).get("status") or {}
-        state, reason = status.get("state", ""), status.get("description", "")
-        if state == "Available":
-            return
-        if state == "Failed":
-            break
-        time.sleep(poll)
-    if previous is not None:
-        api.apply(rollback_manifest(previous))
-        fix = "the previous model keeps serving; inspect the new pods with kubectl describe"
-    else:
-        fix = f"inspect it with `kubectl -n {namespace} describe seldondeployment {name}`"
-    raise KfopsError(STEP, f"SeldonDeployment {namespace}/{name} is {state or 'not Available'} after "
-                           f"{timeout:.0f} s ({reason or 'no reason given'})", fix)
-
-
-def rollback_manifest(previous: dict[str, Any]) -> dict[str, Any]:
-    """What to apply to return to ``previous`` (a SeldonDeployment as read from the API): its spec and labels."""
-    metadata = previous["metadata"]
-    return {"apiVersion": previous["apiVersion"], "kind": previous["kind"], "spec": previous["spec"],
-            "metadata": {"name": metadata["name"], "namespace": metadata["namespace"],
-                         "labels": metadata.get("labels", {})}}

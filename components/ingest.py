@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
-from kfops.errors import KfopsError
-from kfops.storage import describe_endpoint_error, parse_s3_uri, s3_client
+from kfops.base.errors import KfopsError
+from kfops.base.storage import describe_endpoint_error, parse_s3_uri, s3_client
 
 STEP = "ingest"
 #: Default cap on a dataset's size: the workflow loads it into memory.

@@ -11,9 +11,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from kfops.errors import KfopsError
-from kfops.tracking import require_tracking_server
-from pipelines.recipes import get_recipe
+from kfops.base.errors import KfopsError
+from kfops.base.recipes import get_recipe
+from kfops.base.tracking import require_tracking_server
 from trainer.data import load_frame, split
 from trainer.evaluate import evaluate
 from trainer.train import CHAMPION

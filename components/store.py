@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from kfops.errors import KfopsError
-from kfops.storage import describe_endpoint_error, endpoint_url, ensure_bucket, s3_client
+from kfops.base.errors import KfopsError
+from kfops.base.storage import describe_endpoint_error, endpoint_url, ensure_bucket, s3_client
 
 STEP = "store"
 

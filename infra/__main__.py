@@ -6,13 +6,13 @@ for real; ``kfops render`` runs it under Pulumi's mock runtime.
 
 import pulumi
 
-from infra.cluster_platform import BUNDLED_S3_ENDPOINT, Platform, PlatformArgs
-from infra.object_store import ObjectStoreAccess, ObjectStoreAccessArgs
-from infra.serving_config import ServingConfig, ServingConfigArgs
-from infra.settings import StackSettings
-from infra.tracking import Tracking, TrackingArgs
-from infra.workflow import Workflow, WorkflowArgs
-from infra.workspace import Workspace, WorkspaceArgs
+from infra.cluster.object_store import ObjectStoreAccess, ObjectStoreAccessArgs
+from infra.cluster.platform import BUNDLED_S3_ENDPOINT, Platform, PlatformArgs
+from infra.cluster.serving_config import ServingConfig, ServingConfigArgs
+from infra.cluster.settings import StackSettings
+from infra.cluster.tracking import Tracking, TrackingArgs
+from infra.cluster.workflow import Workflow, WorkflowArgs
+from infra.cluster.workspace import Workspace, WorkspaceArgs
 from pipelines.compile import compile_workflow
 
 settings = StackSettings.from_pulumi()

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
+from kfops.base.paths import BUNDLED_DATA
+
 #: The bundled dataset; ``KFOPS_LOADTEST_DATA`` may point at another ``;``-separated file of the same layout.
-DATA = Path(os.environ.get("KFOPS_LOADTEST_DATA", Path(__file__).resolve().parent.parent / "data"
-                           / "winequality-red.csv"))
+DATA = Path(os.environ.get("KFOPS_LOADTEST_DATA", BUNDLED_DATA / "winequality-red.csv"))
 #: Rows per request (``KFOPS_LOADTEST_BATCH``): 1 for online traffic, more for batch scoring.
 BATCH = int(os.environ.get("KFOPS_LOADTEST_BATCH", "1"))
 #: Distinct bodies prepared per scenario.
@@ -27,7 +28,7 @@ def feature_rows() -> tuple[list[str], list[list[float]]]:
     """Column names (normalised like the clean step does) and the feature rows of the dataset."""
     import csv
 
-    from pipelines.recipes import normalize_name
+    from kfops.base.recipes import normalize_name
 
     with DATA.open() as handle:
         reader = csv.reader(handle, delimiter=";")

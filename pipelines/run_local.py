@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kfops.errors import KfopsError
+from kfops.base.errors import KfopsError
 
 STEP = "pipeline run"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -116,7 +116,7 @@ def run_locally(env: dict[str, str], run_dir: Path, *, recipe: str, max_trials: 
 
     from components.deploy import parse_protocols
     from components.katib.experiment import build_experiment
-    from pipelines.recipes import get_recipe
+    from kfops.base.recipes import get_recipe
     from pipelines.workflow import kfops_pipeline
 
     # Fail before ingesting anything if the settings cannot work (the steps would refuse them later).

@@ -11,9 +11,9 @@ from typing import NamedTuple
 
 from kfp import dsl, kubernetes
 
-from components import steps
-from kfops.contract import PIPELINE_NAME, S3_SECRET_ENV, S3_SECRET_NAME, SERVING_CONFIG_MAP, STEP_POD_LABELS
-from pipelines.recipes import DEFAULT_RECIPE
+from kfops.base.contract import PIPELINE_NAME, S3_SECRET_ENV, S3_SECRET_NAME, SERVING_CONFIG_MAP, STEP_POD_LABELS
+from kfops.base.recipes import DEFAULT_RECIPE
+from pipelines import steps
 
 DATASETS_BUCKET = "datasets"
 

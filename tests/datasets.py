@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from components.clean import clean_file
-from pipelines.recipes import RECIPES
+from kfops.base.recipes import RECIPES
 
 REPO = Path(__file__).resolve().parent.parent
 WINE_CSV = REPO / "data" / "winequality-red.csv"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kfops.errors import KfopsError
+from kfops.base.errors import KfopsError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     raw = _hyperparameters(extra, parser)
     try:
-        from pipelines.recipes import get_recipe
+        from kfops.base.recipes import get_recipe
 
         recipe = get_recipe(args.recipe, "trainer")
         if args.register:
@@ -76,7 +76,7 @@ def preload(argv: list[str]) -> None:
     import sklearn.metrics
     import sklearn.model_selection  # noqa: F401
 
-    from pipelines.recipes import get_recipe
+    from kfops.base.recipes import get_recipe
     from trainer.data import load_frame, split
     from trainer.evaluate import evaluate
     from trainer.models import build_model

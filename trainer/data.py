@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
-from kfops.errors import KfopsError
+from kfops.base.errors import KfopsError
 
 #: Fixed so that every trial, the final training and the champion comparison see the same rows.
 SPLIT_SEED = 20240611
@@ -81,7 +81,7 @@ def _read(uri: str) -> pd.DataFrame:
 def _s3_bytes(uri: str) -> bytes:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from kfops.storage import describe_endpoint_error, parse_s3_uri, s3_client
+    from kfops.base.storage import describe_endpoint_error, parse_s3_uri, s3_client
 
     bucket, key = parse_s3_uri(uri, "trainer")
     try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kfops.errors import KfopsError
-from kfops.values import parse_named_values
-from pipelines.recipes import MODEL_HYPERPARAMETERS
+from kfops.base.errors import KfopsError
+from kfops.base.recipes import MODEL_HYPERPARAMETERS
+from kfops.base.values import parse_named_values
 
 
 def parse_hyperparameters(family: str, raw: dict[str, str], step: str = "trainer") -> dict[str, Any]:

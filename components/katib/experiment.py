@@ -23,10 +23,10 @@ from kubeflow_katib_api.models import (
     V1beta1TrialTemplate,
 )
 
-from components.katib.suggest import ALGORITHMS, validate_settings
-from kfops.contract import PROJECT_IMAGE, TRIAL_POD_LABELS
-from kfops.errors import KfopsError
-from pipelines.recipes import Recipe, SearchParameter
+from components.katib.algorithms import ALGORITHMS, validate_settings
+from kfops.base.contract import PROJECT_IMAGE, TRIAL_POD_LABELS
+from kfops.base.errors import KfopsError
+from kfops.base.recipes import Recipe, SearchParameter
 
 STEP = "tune"
 API_VERSION = "kubeflow.org/v1beta1"

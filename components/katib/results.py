@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kfops.errors import KfopsError
+from kfops.base.errors import KfopsError
 
 STEP = "best_params"
 #: Katib's value for a metric a trial never reported.

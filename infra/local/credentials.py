@@ -10,7 +10,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from kfops.errors import KfopsError
+from kfops.base.errors import KfopsError
 
 _ACCESS_KEY = re.compile(r"^[A-Z0-9]{20}$")
 _SECRET_KEY = re.compile(r"^[A-Za-z0-9/+]{40}$")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ from infra.local.processes import (
 )
 from infra.local.services import ensure_buckets, mlflow_spec, s3_env, seaweedfs_spec
 from infra.local.settings import LocalSettings
-from kfops.errors import KfopsError
+from kfops.base.errors import KfopsError
 
 #: Services ``up`` starts, in start order.
 PLATFORM_SERVICES = ("seaweedfs", "mlflow")
@@ -156,7 +155,6 @@ class LocalPlatform:
                     if name == "seaweedfs":
                         ensure_buckets(spec.url, creds)
                     report(f"{spec.title} ready in {time.monotonic() - began:.1f} s")
-                self._restore_serving(report)
             except BaseException:
                 for record in reversed(started):
                     stop_service(record, self.settings.stop_timeout)
@@ -164,22 +162,6 @@ class LocalPlatform:
                 self.store.save(records)
                 raise
         return self.status()
-
-    def _restore_serving(self, report: Reporter) -> None:
-        """Bring back the runtimes of the last deployment (they were stopped by ``down`` or crashed)."""
-        from infra.local.serving import LocalServing
-
-        serving = LocalServing(self)
-        deployed = serving.deployed()
-        if not deployed:
-            return
-        model = deployed["model"]
-        report(f"Restoring serving of {model['name']} version {model['version']}")
-        try:
-            serving.restore()
-        except KfopsError as error:
-            # The platform itself is fine; say what is not served and go on.
-            report(f"[yellow]could not restore serving[/]: {error}")
 
     def _spec(self, name: str, creds: credentials.S3Credentials, records: dict[str, ServiceRecord]) -> ServiceSpec:
         if name == "seaweedfs":
@@ -250,9 +232,3 @@ class LocalPlatform:
             "MLFLOW_TRACKING_URI": records["mlflow"].url,
             "KFOPS_STATE_DIR": str(self.state_dir),
         }
-
-    def apply_env(self) -> dict[str, str]:
-        """Export :meth:`env` into this process's environment (for in-process clients) and return it."""
-        values = self.env()
-        os.environ.update(values)
-        return values

@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from infra.local.settings import HOST
-from kfops.errors import KfopsError
+from kfops.base.errors import KfopsError
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from pathlib import Path
 from infra.local.credentials import S3Credentials, write_private
 from infra.local.processes import ServiceSpec, free_port
 from infra.local.settings import HOST, LocalSettings
-from kfops.contract import BUCKETS, MLFLOW_ARTIFACT_ROOT
-from kfops.errors import KfopsError
-from kfops.storage import ensure_bucket
+from kfops.base.contract import BUCKETS, MLFLOW_ARTIFACT_ROOT
+from kfops.base.errors import KfopsError
+from kfops.base.paths import REPO_ROOT
+from kfops.base.storage import ensure_bucket
 
 #: S3 region name clients sign requests for; SeaweedFS accepts any, boto3 needs one.
 REGION = "us-east-1"
@@ -173,8 +174,6 @@ def mlflow_spec(settings: LocalSettings, state_dir: Path, creds: S3Credentials, 
     )
 
 
-#: The repository checkout: the seldon-core environment imports ``serving`` from here (it does not install kfops).
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def seldon_python(settings: LocalSettings) -> Path:

@@ -22,9 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from components.deploy import (
+    Deployed,
+    ServingSettings,
+    check_compatibility,
+    license_warnings,
+    resolve_champion,
+    seldon_deployment,
+)
 from infra.local.processes import ServiceRecord, http_ok, is_running, start_service, stop_service
 from infra.local.services import mlserver_spec, seldon_python, seldon_spec
-from kfops.errors import KfopsError
+from kfops.base.errors import KfopsError
 from serving.seldon_model import write_json_atomically
 
 if TYPE_CHECKING:
@@ -140,16 +148,14 @@ class LocalServing:
             return self._deploy(model, protocols)
 
     def restore(self) -> None:
-        """Restart the runtimes of the last deployment if they are not running (``kfops local up`` after a down).
-
-        The caller holds the state lock.
-        """
+        """Restart the runtimes of the last deployment if they are not running (``kfops local up`` after a down)."""
         deployed = self.deployed()
         if deployed:
-            records = self.platform.store.load()
-            missing = tuple(p for p in deployed["protocols"] if not _healthy(records.get(SERVICES[p])))
-            if missing:
-                self._deploy(ServedModel(**deployed["model"]), missing)
+            with self.platform.store.locked():
+                records = self.platform.store.load()
+                missing = tuple(p for p in deployed["protocols"] if not _healthy(records.get(SERVICES[p])))
+                if missing:
+                    self._deploy(ServedModel(**deployed["model"]), missing)
 
     def _deploy(self, model: ServedModel, protocols: tuple[str, ...]) -> dict[str, str]:
         unknown = set(protocols) - set(SERVICES)
@@ -353,3 +359,22 @@ def _input_example(model_dir: Path) -> dict[str, Any]:
     example = json.loads((model_dir / "serving_input_example.json").read_text())
     split = example.get("dataframe_split") or example
     return {"columns": split["columns"], "data": split["data"]}
+
+
+def deploy_locally(champion_uri: str, *, protocols: tuple[str, ...], settings: ServingSettings,
+                   platform: LocalPlatform | None = None) -> Deployed:
+    """Serve the model ``champion_uri`` names with the local runtimes, as the SeldonDeployments would on a cluster.
+
+    Raises:
+        KfopsError: Incompatible model, or a roll-out that failed (the previous model keeps serving).
+    """
+    from infra.local.platform import LocalPlatform
+
+    name, version, source = resolve_champion(champion_uri)
+    serving = LocalServing(platform or LocalPlatform())
+    served = serving.fetch(name, version)
+    check_compatibility(Path(served.path), {p: serving.runtime(p) for p in protocols})
+    manifests = [seldon_deployment(p, model_name=name, version=version, model_uri=source, namespace="local",
+                                   settings=settings) for p in protocols]
+    endpoints = serving.deploy(served, protocols)
+    return Deployed(name, version, "local", endpoints, manifests, license_warnings(settings))

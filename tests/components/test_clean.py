@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from components.clean import clean, clean_file, load_raw
-from kfops.errors import KfopsError
-from pipelines.recipes import RECIPES
+from kfops.base.errors import KfopsError
+from kfops.base.recipes import RECIPES
 from tests.datasets import WINE_CSV, write_churn_arff, write_iris_csv
 
 pytestmark = pytest.mark.unit

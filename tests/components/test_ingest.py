@@ -8,7 +8,7 @@ import pytest
 
 from components.ingest import fetch
 from infra.local.processes import free_port
-from kfops.errors import KfopsError
+from kfops.base.errors import KfopsError
 from tests.datasets import WINE_CSV
 
 pytestmark = pytest.mark.unit

@@ -12,8 +12,8 @@ from components.promote import register_and_promote
 from components.store import store_dataset
 from infra.local.platform import LocalPlatform
 from infra.local.processes import free_port
-from kfops.errors import KfopsError
-from pipelines.recipes import WINE_QUALITY
+from kfops.base.errors import KfopsError
+from kfops.base.recipes import WINE_QUALITY
 from tests.datasets import cleaned_wine
 from trainer.train import CHALLENGER, CHAMPION, train_and_register
 

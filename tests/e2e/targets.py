@@ -93,7 +93,7 @@ class KindTarget:
         experiment = api.get_namespaced_custom_object("kubeflow.org", "v1beta1", self.namespace, "experiments", name)
         trials = api.list_namespaced_custom_object("kubeflow.org", "v1beta1", self.namespace, "trials",
                                                    label_selector=f"katib.kubeflow.org/experiment={name}")
-        from components.katib.cluster import trial_record
+        from infra.cluster.katib import trial_record
 
         result = {"executor": "katib", "experiment": experiment,
                   "trials": [trial_record(t) for t in trials["items"]]}

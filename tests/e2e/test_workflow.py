@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from infra.local.platform import LocalPlatform
-from pipelines.recipes import WINE_QUALITY
+from kfops.base.recipes import WINE_QUALITY
 from tests.e2e.targets import KindTarget, LocalTarget, Outcome, Target
 from trainer.train import run_trial
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kfops.contract import S3_SECRET_ENV, S3_SECRET_NAME, SERVING_CONFIG_MAP, STEP_POD_LABELS
+from kfops.base.contract import S3_SECRET_ENV, S3_SECRET_NAME, SERVING_CONFIG_MAP, STEP_POD_LABELS
 from pipelines.compile import WORKFLOW_FILE, compile_workflow
 
 pytestmark = pytest.mark.unit

@@ -20,8 +20,9 @@ from components.store import store_dataset
 from infra.local.platform import LocalPlatform
 from infra.local.processes import port_is_free
 from infra.local.serving import LocalServing, ServedModel
-from kfops.errors import KfopsError
-from pipelines.recipes import WINE_QUALITY
+from infra.local.target import LocalTarget
+from kfops.base.errors import KfopsError
+from kfops.base.recipes import WINE_QUALITY
 from serving.protocols import open_inference_v2, seldon_v1
 from tests.conftest import started_platform
 from tests.datasets import cleaned_wine
@@ -264,7 +265,9 @@ def test_down_stops_serving_and_up_restores_the_champion(serving: LocalServing) 
     version = serving.deployed()["model"]["version"]
     platform.down()
     assert all(port_is_free(port) for service in ports for port in service.values())
-    platform.up()
+    target = LocalTarget(platform.settings)
+    target.up()
+    platform = target.platform
     assert {s.name for s in platform.status() if s.ok} >= {"seaweedfs", "mlflow", "mlserver", "seldon"}
     response = v1(serving, seldon_v1([TUTORIAL_ROW]))
     assert response.json()["meta"]["tags"]["model_version"] == version

@@ -4,11 +4,12 @@ import copy
 
 import pytest
 
-from components.deploy import ServingSettings, parse_protocols, rollback_manifest, seldon_deployment
-from infra.validate import validate_manifest
-from kfops.contract import PROJECT_IMAGE, SELDON_S3_SECRET_NAME, SERVING_V1_IMAGE
-from kfops.errors import KfopsError
-from kfops.seldon_versions import license_warning
+from components.deploy import ServingSettings, parse_protocols, seldon_deployment
+from infra.cluster.seldon import rollback_manifest
+from infra.cluster.validate import validate_manifest
+from kfops.base.contract import PROJECT_IMAGE, SELDON_S3_SECRET_NAME, SERVING_V1_IMAGE
+from kfops.base.errors import KfopsError
+from kfops.base.seldon_versions import license_warning
 
 pytestmark = pytest.mark.unit
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from components.katib.local import parse_metrics
-from kfops.errors import KfopsError
-from pipelines.recipes import RECIPES, WINE_QUALITY
+from infra.local.katib.executor import parse_metrics
+from kfops.base.errors import KfopsError
+from kfops.base.recipes import RECIPES, WINE_QUALITY
 from tests.datasets import cleaned_wine, write_iris_csv
 from trainer.data import load_frame, split
 from trainer.models import build_model, parse_hyperparameters

@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 
 from components.katib.experiment import JOB_FAILED, JOB_SUCCEEDED, TRIAL_CONTAINER, build_experiment
-from kfops.contract import TRIAL_POD_LABELS
-from kfops.errors import KfopsError
-from pipelines.recipes import RECIPES, WINE_QUALITY
+from kfops.base.contract import TRIAL_POD_LABELS
+from kfops.base.errors import KfopsError
+from kfops.base.recipes import RECIPES, WINE_QUALITY
 
 pytestmark = pytest.mark.unit
 
@@ -66,7 +66,7 @@ def test_integer_parameters_are_written_as_integers() -> None:
 
 
 def test_experiment_is_a_valid_katib_resource() -> None:
-    validate = pytest.importorskip("infra.validate").validate_manifest
+    validate = pytest.importorskip("infra.cluster.validate").validate_manifest
     validate(build())
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from infra.local import credentials
-from kfops.errors import KfopsError
+from kfops.base.errors import KfopsError
 
 pytestmark = pytest.mark.unit
 

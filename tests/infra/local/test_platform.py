@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from infra.local.platform import LocalPlatform
 from infra.local.processes import port_is_free
 from infra.local.settings import HOST, LocalSettings
-from kfops.errors import KfopsError
+from kfops.base.errors import KfopsError
 from tests.conftest import started_platform
 
 pytestmark = pytest.mark.integration

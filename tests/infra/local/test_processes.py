@@ -16,7 +16,7 @@ from infra.local.processes import (
     start_service,
 )
 from infra.local.settings import HOST
-from kfops.errors import KfopsError
+from kfops.base.errors import KfopsError
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,123 @@
+"""Tracking: the MLflow tracking server and model registry the workflow logs to, and the PodDefault pointing at it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.cluster.meta import child_options, in_cluster_url, labels, object_meta, pod_default
+from infra.cluster.object_store import s3_secret_env
+from kfops.base.contract import MLFLOW_ARTIFACT_ROOT, MLFLOW_PODDEFAULT, PROJECT_IMAGE
+
+_COMPONENT = "tracking"
+#: Name of the deployed server's Deployment, Service and database volume.
+SERVER_NAME = "kfops-mlflow"
+SERVER_PORT = 5000
+#: Where runs store artifacts: the ``mlflow`` bucket, as on the local target (clients write there directly).
+_DATA_DIR = "/var/lib/mlflow"
+
+
+@dataclass(frozen=True)
+class TrackingArgs:
+    """Inputs of :class:`Tracking`.
+
+    Attributes:
+        namespace: Namespace of the server and the PodDefault.
+        s3_endpoint: In-cluster S3 endpoint for artifacts.
+        mode: ``deploy`` a server here, or use an ``external`` one at ``external_url``.
+        external_url: URL of the external server.
+        storage: Size of the database volume of a deployed server.
+        image: Image with MLflow and boto3 (the project image has both, pinned like the local target's).
+        secrets: Secrets the server reads; it is created only after them.
+    """
+
+    namespace: pulumi.Input[str]
+    s3_endpoint: str
+    mode: Literal["deploy", "external"] = "deploy"
+    external_url: str | None = None
+    storage: str = "5Gi"
+    image: str = PROJECT_IMAGE
+    secrets: Sequence[pulumi.Resource] = field(default_factory=tuple)
+
+
+class Tracking(pulumi.ComponentResource):
+    """MLflow: a server (Deployment, Service, SQLite database on a volume, artifacts in S3) or a reference to one.
+
+    Attributes:
+        url: Tracking URI reachable from the namespace's pods.
+    """
+
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: TrackingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("kfops:platform:Tracking", name, None, opts)
+        child = child_options(self, opts)
+        if args.mode == "external":
+            self.url = pulumi.Output.from_input(str(args.external_url))
+        else:
+            self.url = self._deploy(name, args, child)
+
+        pod_default(f"{name}-poddefault", MLFLOW_PODDEFAULT, args.namespace, _COMPONENT,
+                    "MLflow tracking server and its S3 artifact store",
+                    [{"name": "MLFLOW_TRACKING_URI", "value": self.url},
+                     {"name": "MLFLOW_S3_ENDPOINT_URL", "value": args.s3_endpoint}], child)
+        self.register_outputs({"url": self.url})
+
+    def _deploy(self, name: str, args: TrackingArgs, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        selector = {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/instance": SERVER_NAME}
+        pod_labels = labels(_COMPONENT, selector)
+        database = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-database", metadata=object_meta(SERVER_NAME, args.namespace, _COMPONENT),
+            spec={"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": args.storage}}},
+            opts=child)
+        namespace = pulumi.Output.from_input(args.namespace)
+        url = namespace.apply(lambda ns: in_cluster_url(SERVER_NAME, ns, SERVER_PORT))
+        # MLflow 3 rejects Host headers other than localhost and private IPs; pods call it by its service name.
+        allowed_hosts = namespace.apply(lambda ns: f"{SERVER_NAME},{SERVER_NAME}:*,{SERVER_NAME}.{ns}*,localhost*")
+        command = [
+            "mlflow", "server", "--host", "0.0.0.0", "--port", str(SERVER_PORT),  # noqa: S104 - a pod's own address
+            "--backend-store-uri", f"sqlite:///{_DATA_DIR}/mlflow.db",
+            # Clients write artifacts straight to S3, so registered model sources are s3:// URIs Seldon can download.
+            "--default-artifact-root", MLFLOW_ARTIFACT_ROOT, "--no-serve-artifacts",
+            "--allowed-hosts", allowed_hosts,
+            # One worker: SQLite allows one writer.
+            "--workers", "1",
+        ]
+        env = [*s3_secret_env(), {"name": "MLFLOW_S3_ENDPOINT_URL", "value": args.s3_endpoint},
+               {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"}]
+        probe = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10}
+        k8s.apps.v1.Deployment(
+            f"{name}-server", metadata=object_meta(SERVER_NAME, args.namespace, _COMPONENT),
+            spec={
+                "replicas": 1,
+                # Recreate: two servers must never hold the SQLite file at once.
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": selector},
+                "template": {
+                    "metadata": {"labels": pod_labels},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "containers": [{
+                            "name": "mlflow", "image": args.image, "command": command, "env": env,
+                            "ports": [{"name": "http", "containerPort": SERVER_PORT}],
+                            "readinessProbe": probe,
+                            "livenessProbe": {**probe, "initialDelaySeconds": 30},
+                            "volumeMounts": [{"name": "database", "mountPath": _DATA_DIR}],
+                            "securityContext": {"allowPrivilegeEscalation": False},
+                        }],
+                        "volumes": [{"name": "database",
+                                     "persistentVolumeClaim": {"claimName": database.metadata.apply(
+                                         lambda meta: meta["name"])}}],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(args.secrets))))
+        k8s.core.v1.Service(
+            f"{name}-service", metadata=object_meta(SERVER_NAME, args.namespace, _COMPONENT),
+            spec={"selector": selector, "ports": [{"name": "http", "port": SERVER_PORT, "targetPort": "http"}]},
+            opts=child)
+        return url

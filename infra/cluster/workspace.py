@@ -1,0 +1,141 @@
+"""Workspace: the namespace the workflow runs in, its ServiceAccount and the least-privilege RBAC of its steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.cluster.meta import child_options, labels, object_meta
+from kfops.base.contract import PIPELINE_SERVICE_ACCOUNT, S3_SECRET_NAME, SELDON_S3_SECRET_NAME
+
+_COMPONENT = "workspace"
+
+#: Katib injects its metrics-collector sidecar into trial pods only in namespaces with this label.
+KATIB_INJECTION_LABEL = {"katib.kubeflow.org/metrics-collector-injection": "enabled"}
+#: The PodDefault admission webhook only mutates pods of namespaces with this label (Kubeflow profile namespaces).
+PODDEFAULT_WEBHOOK_LABEL = {"app.kubernetes.io/part-of": "kubeflow-profile"}
+#: KFP's profile controller provisions its per-namespace artifact config for namespaces with this label.
+KFP_ENABLED_LABEL = {"pipelines.kubeflow.org/enabled": "true"}
+
+#: What the workflow's steps do with the Kubernetes API in their own namespace, and nothing more: the tune step
+#: creates a Katib Experiment, watches it and reads its Trials; steps read the two secrets they are given.
+#: (Managing SeldonDeployments is granted by ServingConfig, which owns serving.)
+WORKFLOW_RULES = (
+    k8s.rbac.v1.PolicyRuleArgs(api_groups=["kubeflow.org"], resources=["experiments"],
+                               verbs=["create", "get", "list", "watch"]),
+    k8s.rbac.v1.PolicyRuleArgs(api_groups=["kubeflow.org"], resources=["trials"], verbs=["get", "list", "watch"]),
+    k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["secrets"],
+                               resource_names=[S3_SECRET_NAME, SELDON_S3_SECRET_NAME], verbs=["get"]),
+    # Every KFP step runs under Argo's executor, which reports the step's outputs as WorkflowTaskResults in the
+    # run's namespace; without this the steps succeed but the run never sees their outputs.
+    k8s.rbac.v1.PolicyRuleArgs(api_groups=["argoproj.io"], resources=["workflowtaskresults"],
+                               verbs=["create", "patch"]),
+)
+
+
+def namespace_labels(istio_injection: bool) -> dict[str, str]:
+    """Labels the workflow's namespace needs for Katib, PodDefaults, KFP and Istio to act on its pods.
+
+    Args:
+        istio_injection: Whether Istio should inject sidecars.
+
+    Returns:
+        The label map.
+    """
+    return {
+        **labels(_COMPONENT),
+        **PODDEFAULT_WEBHOOK_LABEL,
+        **KATIB_INJECTION_LABEL,
+        **KFP_ENABLED_LABEL,
+        "istio-injection": "enabled" if istio_injection else "disabled",
+    }
+
+
+@dataclass(frozen=True)
+class WorkspaceArgs:
+    """Inputs of :class:`Workspace`.
+
+    Attributes:
+        namespace: Namespace name (also the Profile name in profile mode).
+        mode: ``namespace`` (create it), ``profile`` (create a Kubeflow Profile) or ``existing`` (label it).
+        istio_injection: Whether Istio injects sidecars into the namespace's pods.
+        profile_owner: Owner of the Profile (profile mode).
+    """
+
+    namespace: str
+    mode: Literal["namespace", "profile", "existing"] = "namespace"
+    istio_injection: bool = False
+    profile_owner: str | None = None
+
+
+class Workspace(pulumi.ComponentResource):
+    """The workflow's namespace (or Profile), its pipeline-runner ServiceAccount, Role and RoleBinding.
+
+    Attributes:
+        namespace: The namespace name, resolved once the namespace exists (use it so objects wait for it).
+        service_account: Name of the ServiceAccount pipeline runs use.
+    """
+
+    namespace: pulumi.Output[str]
+    service_account: pulumi.Output[str]
+
+    def __init__(self, name: str, args: WorkspaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("kfops:platform:Workspace", name, None, opts)
+        child = child_options(self, opts)
+        wanted_labels = namespace_labels(args.istio_injection)
+
+        if args.mode == "profile":
+            # The profile controller creates the namespace and labels it from its namespace-labels config, which in
+            # Kubeflow's manifests includes the Katib, KFP and PodDefault labels above.
+            profile = k8s.apiextensions.CustomResource(
+                f"{name}-profile", api_version="kubeflow.org/v1", kind="Profile",
+                metadata=object_meta(args.namespace, None, _COMPONENT),
+                spec={"owner": {"kind": "User", "name": args.profile_owner}}, opts=child)
+            self.namespace = profile.metadata.apply(lambda meta: meta["name"])
+        elif args.mode == "existing":
+            patch = k8s.core.v1.NamespacePatch(
+                f"{name}-namespace",
+                metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=args.namespace, labels=wanted_labels), opts=child)
+            self.namespace = patch.metadata.apply(lambda meta: meta["name"])
+        else:
+            namespace = k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels=wanted_labels), opts=child)
+            self.namespace = namespace.metadata.apply(lambda meta: meta["name"])
+
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-runner", metadata=object_meta(PIPELINE_SERVICE_ACCOUNT, self.namespace, _COMPONENT), opts=child)
+        role = k8s.rbac.v1.Role(
+            f"{name}-runner", metadata=object_meta(PIPELINE_SERVICE_ACCOUNT, self.namespace, _COMPONENT),
+            rules=list(WORKFLOW_RULES), opts=child)
+        bind_to_runner(f"{name}-runner", role, self.namespace, _COMPONENT, child)
+        self.service_account = account.metadata.apply(lambda meta: meta["name"])
+
+        self.register_outputs({"namespace": self.namespace, "service_account": self.service_account})
+
+
+def bind_to_runner(
+    name: str, role: k8s.rbac.v1.Role, namespace: pulumi.Input[str], component: str, opts: pulumi.ResourceOptions
+) -> k8s.rbac.v1.RoleBinding:
+    """Bind a namespaced Role to the pipeline-runner ServiceAccount (never a ClusterRole: nothing cluster-wide).
+
+    Args:
+        name: Logical name of the binding.
+        role: The Role to grant.
+        namespace: Namespace of the Role and the ServiceAccount.
+        component: Component label of the binding.
+        opts: Options (parent) of the binding.
+
+    Returns:
+        The RoleBinding.
+    """
+    return k8s.rbac.v1.RoleBinding(
+        name,
+        metadata=object_meta(role.metadata.apply(lambda meta: meta["name"]), namespace, component),
+        role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role",
+                                         name=role.metadata.apply(lambda meta: meta["name"])),
+        subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=PIPELINE_SERVICE_ACCOUNT, namespace=namespace)],
+        opts=opts)

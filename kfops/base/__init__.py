@@ -1,0 +1,1 @@
+"""The shared base every layer may import: names both targets share, errors, recipes, storage, values."""

@@ -1,0 +1,92 @@
+"""S3 access for steps and trials, configured only from the environment.
+
+Locally ``kfops local env`` sets the variables; on a cluster the ``access-minio`` PodDefault and the
+``mlpipeline-minio-artifact`` secret do. Credentials are read at call time and passed explicitly, so a client never
+reuses keys boto3 cached from an earlier environment.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlparse
+
+from kfops.base.errors import KfopsError
+
+#: Variables that may carry the S3 endpoint, in order of precedence: boto3's own, MLflow's, Kubeflow's PodDefault.
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "MINIO_ENDPOINT_URL")
+
+
+def endpoint_url() -> str | None:
+    """The S3 endpoint from the environment (``http://`` added when a PodDefault gives ``host:port``)."""
+    for name in ENDPOINT_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value if "://" in value else f"http://{value}"
+    return None
+
+
+def s3_client(step: str, connect_timeout: float = 5.0, attempts: int = 3) -> Any:
+    """A boto3 S3 client for the configured endpoint.
+
+    Args:
+        step: Step name used in error messages.
+        connect_timeout: Seconds to wait for a TCP connection.
+        attempts: Total attempts per request (boto3's standard retry mode, with backoff).
+
+    Raises:
+        KfopsError: No credentials in the environment.
+    """
+    import boto3
+    from botocore.config import Config
+
+    access_key = os.environ.get("AWS_ACCESS_KEY_ID")
+    secret_key = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not access_key or not secret_key:
+        raise KfopsError(step, "no S3 credentials in the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)",
+                         'locally run `eval "$(kfops local env)"`; on a cluster label the pod for the '
+                         "access-minio PodDefault or mount the mlpipeline-minio-artifact secret")
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url(),
+        region_name=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=Config(connect_timeout=connect_timeout, read_timeout=60,
+                      retries={"mode": "standard", "total_max_attempts": attempts},
+                      s3={"addressing_style": "path"}),
+    )
+
+
+def parse_s3_uri(uri: str, step: str) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into bucket and key.
+
+    Raises:
+        KfopsError: Not an S3 URI with both a bucket and a key.
+    """
+    parsed = urlparse(uri)
+    key = parsed.path.lstrip("/")
+    if parsed.scheme != "s3" or not parsed.netloc or not key:
+        raise KfopsError(step, f"{uri!r} is not an S3 object URI", "use the form s3://bucket/path/to/object")
+    return parsed.netloc, key
+
+
+def describe_endpoint_error(error: Exception) -> str:
+    """A short reason for an S3 failure, naming the endpoint."""
+    return f"S3 endpoint {endpoint_url() or 'AWS default'} failed: {type(error).__name__}: {error}"
+
+
+def ensure_bucket(client: Any, bucket: str) -> None:
+    """Create ``bucket`` unless it already exists (safe to call on every run)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client.head_bucket(Bucket=bucket)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+        try:
+            client.create_bucket(Bucket=bucket)
+        except ClientError as create_error:
+            if create_error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise

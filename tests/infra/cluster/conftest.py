@@ -1,0 +1,74 @@
+"""Fixtures of the Pulumi program's unit tests: a small real compiled pipeline and stack config builders."""
+
+# No `from __future__ import annotations`: KFP reads the component signature below at run time.
+
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from infra.cluster.render import Rendering, run_program
+from kfops.base.contract import PIPELINE_NAME, PROJECT_IMAGE, S3_SECRET_ENV, S3_SECRET_NAME, STEP_POD_LABELS
+
+#: Config of a stack on a real cluster (what Pulumi.example.yaml holds, with plain values for the secrets).
+CLUSTER_CONFIG = {
+    "kfops:namespace": "team-ml",
+    "kfops:s3Endpoint": "http://s3.storage.svc.cluster.local:9000",
+    "kfops:s3AccessKey": "AKIATESTACCESSKEY000",
+    "kfops:s3SecretKey": "test-secret-key-that-must-never-be-rendered",
+    "kubernetes:context": "some-cluster",
+}
+CLUSTER_SECRETS = ("kfops:s3AccessKey", "kfops:s3SecretKey")
+
+
+def compile_small_pipeline(path: Path) -> str:
+    """Compile a one-step KFP v2 pipeline that mounts the S3 secret and labels its pod like the real workflow."""
+    from kfp import compiler, dsl, kubernetes
+
+    @dsl.component(base_image=PROJECT_IMAGE)
+    def echo(message: str) -> str:
+        return message
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="A small pipeline for the Pulumi program's tests.")
+    def small(message: str = "hello") -> None:
+        task = echo(message=message)
+        kubernetes.use_secret_as_env(task, secret_name=S3_SECRET_NAME, secret_key_to_env={
+            key: variable for variable, key in S3_SECRET_ENV.items()})
+        for label, value in STEP_POD_LABELS.items():
+            kubernetes.add_pod_label(task, label, value)
+
+    compiler.Compiler().compile(small, str(path))
+    return path.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def pipeline_yaml(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The small pipeline, compiled once per session."""
+    return compile_small_pipeline(tmp_path_factory.mktemp("pipeline") / "small.yaml")
+
+
+@pytest.fixture
+def small_workflow(pipeline_yaml: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make the program deploy the small pipeline instead of the real workflow (fast, and independent of it)."""
+    module = types.ModuleType("pipelines.compile")
+    module.compile_workflow = lambda: pipeline_yaml  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pipelines.compile", module)
+    return pipeline_yaml
+
+
+@pytest.fixture
+def render_program(small_workflow: str) -> Callable[..., Rendering]:
+    """Run infra/__main__.py under the mock runtime: ``render_program(config, secret_keys)``."""
+
+    def render(config: dict[str, str] | None = None, secret_keys: tuple[str, ...] = CLUSTER_SECRETS) -> Rendering:
+        return run_program(CLUSTER_CONFIG if config is None else config, secret_keys)
+
+    return render
+
+
+@pytest.fixture
+def cluster_rendering(render_program: Callable[..., Rendering]) -> Rendering:
+    """The program rendered with :data:`CLUSTER_CONFIG`."""
+    return render_program()

@@ -1,0 +1,132 @@
+"""The whole program (infra/__main__.py) under the mock runtime: how the components fit together."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from infra.cluster.render import Rendering
+from infra.cluster.validate import validate_all
+from kfops.base.contract import (
+    ACCESS_MINIO_PODDEFAULT,
+    MLFLOW_PODDEFAULT,
+    PIPELINE_SERVICE_ACCOUNT,
+    S3_SECRET_NAME,
+    STEP_POD_LABELS,
+    TRIAL_POD_LABELS,
+)
+from kfops.base.paths import REPO_ROOT
+
+from .conftest import CLUSTER_CONFIG
+
+pytestmark = pytest.mark.unit
+
+#: Everything the workflow may do with the Kubernetes API (issue 5): Katib Experiments and Trials, SeldonDeployments,
+#: the two secrets it is given. As (apiGroup, resource, verb).
+ALLOWED = {
+    *(("kubeflow.org", "experiments", verb) for verb in ("create", "get", "list", "watch")),
+    *(("kubeflow.org", "trials", verb) for verb in ("get", "list", "watch")),
+    *(("machinelearning.seldon.io", "seldondeployments", verb)
+      for verb in ("create", "get", "list", "watch", "update", "patch", "delete")),
+    ("", "secrets", "get"),
+    # Argo's executor records each step's outputs as WorkflowTaskResults.
+    *(("argoproj.io", "workflowtaskresults", verb) for verb in ("create", "patch")),
+}
+
+
+def selects(poddefault: dict, labels: dict[str, str]) -> bool:
+    return poddefault["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_every_object_is_valid_and_in_the_workspace_namespace(cluster_rendering: Rendering) -> None:
+    manifests = cluster_rendering.manifests()
+    validate_all(manifests)
+    assert {obj["metadata"].get("namespace") for obj in manifests if obj["kind"] != "Namespace"} == {"team-ml"}
+
+
+def test_rbac_grants_nothing_beyond_what_the_workflow_does(cluster_rendering: Rendering) -> None:
+    manifests = cluster_rendering.manifests()
+    assert not [obj for obj in manifests if obj["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    grants = {(group, resource, verb) for obj in manifests if obj["kind"] == "Role" for rule in obj["rules"]
+              for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
+    assert grants == ALLOWED
+    assert all(rule.get("resourceNames") for obj in manifests if obj["kind"] == "Role" for rule in obj["rules"]
+               if rule["resources"] == ["secrets"])
+    subjects = {json.dumps(subject, sort_keys=True) for obj in manifests if obj["kind"] == "RoleBinding"
+                for subject in obj["subjects"]}
+    assert subjects == {json.dumps({"kind": "ServiceAccount", "name": PIPELINE_SERVICE_ACCOUNT,
+                                    "namespace": "team-ml"}, sort_keys=True)}
+
+
+def test_poddefaults_select_the_pods_that_need_them(cluster_rendering: Rendering) -> None:
+    mlflow = cluster_rendering.find("PodDefault", MLFLOW_PODDEFAULT)
+    access = cluster_rendering.find("PodDefault", ACCESS_MINIO_PODDEFAULT)
+    assert selects(mlflow, STEP_POD_LABELS)
+    assert selects(access, TRIAL_POD_LABELS)
+    # Steps get credentials from the secret itself; the webhook rejects a pod whose env a PodDefault would redefine.
+    assert not selects(access, STEP_POD_LABELS)
+
+
+def test_deployed_pipeline_pods_carry_the_labels_the_poddefaults_select(cluster_rendering: Rendering) -> None:
+    version = next(obj for obj in cluster_rendering.manifests() if obj["kind"] == "PipelineVersion")
+    executors = version["spec"]["platformSpec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    mlflow = cluster_rendering.find("PodDefault", MLFLOW_PODDEFAULT)
+    for executor in executors.values():
+        assert selects(mlflow, executor["podMetadata"]["labels"])
+        assert executor["secretAsEnv"][0]["secretName"] == S3_SECRET_NAME
+
+
+def test_secrets_exist_before_the_workloads_that_read_them(cluster_rendering: Rendering) -> None:
+    secret = "object-store-kfp-artifact"
+    assert secret in cluster_rendering.named("tracking-server").depends_on
+    assert secret in cluster_rendering.named("object-store-buckets").depends_on
+    assert secret in cluster_rendering.named("workflow-version").depends_on
+
+
+def test_namespaced_objects_wait_for_the_namespace(cluster_rendering: Rendering) -> None:
+    for resource in cluster_rendering.resources:
+        if resource.is_kubernetes_object and resource.inputs["kind"] != "Namespace":
+            assert "workspace-namespace" in resource.depends_on, resource.name
+
+
+def test_credentials_are_exported_only_as_secrets(cluster_rendering: Rendering) -> None:
+    outputs = cluster_rendering.outputs
+    assert outputs["s3AccessKey"] == (CLUSTER_CONFIG["kfops:s3AccessKey"], True)
+    assert outputs["s3SecretKey"][1] is True
+    plain = json.dumps({name: value for name, (value, secret) in outputs.items() if not secret})
+    assert CLUSTER_CONFIG["kfops:s3SecretKey"] not in plain
+    assert CLUSTER_CONFIG["kfops:s3AccessKey"] not in plain
+    assert {"namespace", "s3Endpoint", "buckets", "mlflowUrl", "pipelineId", "pipelineVersionId",
+            "seldonEndpoint"} <= outputs.keys()
+
+
+def test_generated_credentials_never_reach_manifests_or_plain_outputs(
+        render_program: Callable[..., Rendering]) -> None:
+    rendering = render_program({"kfops:installPlatform": "true", "kfops:namespace": "kubeflow",
+                                "kfops:workspaceMode": "existing"}, ())
+    generated, is_secret = rendering.outputs["s3SecretKey"]
+    assert is_secret
+    assert len(generated) == 40
+    assert generated not in json.dumps(rendering.manifests())
+    assert generated not in json.dumps({name: value for name, (value, secret) in rendering.outputs.items()
+                                        if not secret})
+
+
+def test_bad_config_stops_the_program_before_any_resource(render_program: Callable[..., Rendering]) -> None:
+    from kfops.base.errors import KfopsError
+
+    with pytest.raises(KfopsError, match="kfops:kfpApiUrl"):
+        render_program({**CLUSTER_CONFIG, "kfops:kfpMode": "api"})
+
+
+def test_no_program_module_shadows_a_module_it_imports() -> None:
+    """Pulumi runs infra/ as the program directory, first on sys.path: infra/platform.py would hide `platform`."""
+    program_dir = REPO_ROOT / "infra"
+    names = {path.stem for path in program_dir.glob("*.py") if path.stem != "__main__"}
+    names |= {path.name for path in program_dir.iterdir() if (path / "__init__.py").is_file()}
+    top_level_packages = {"kfops", "infra", "pipelines", "components", "trainer", "serving", "loadtest", "yaml",
+                          "pulumi", "pulumi_kubernetes", "pulumi_random", "kfp", "kubernetes", "jsonschema"}
+    assert names & (set(sys.stdlib_module_names) | top_level_packages) == set()

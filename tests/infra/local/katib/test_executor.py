@@ -1,0 +1,173 @@
+"""The local Katib executor: Katib's completion semantics, with real trial processes."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.katib.experiment import build_experiment
+from components.katib.results import best_trial, summary
+from infra.local.katib.executor import parse_metrics, run_local_experiment
+from kfops.base.errors import KfopsError
+from kfops.base.recipes import WINE_QUALITY
+from tests.datasets import cleaned_wine
+
+pytestmark = pytest.mark.unit
+
+
+def experiment(code: str, *, goal: float | None = None, max_trials: int = 4, parallel: int = 2,
+               max_failed: int | None = 1, timeout: int | None = None, algorithm: str = "random",
+               collector: str = "StdOut") -> dict[str, Any]:
+    """A Katib Experiment whose trial runs ``python -c CODE <x>``; CODE prints ``loss=...``."""
+    objective: dict[str, Any] = {"type": "minimize", "objectiveMetricName": "loss"}
+    if goal is not None:
+        objective["goal"] = goal
+    job_spec: dict[str, Any] = {"template": {"spec": {"containers": [
+        {"name": "main", "command": ["python", "-c", code, "${trialParameters.x}"]}]}}}
+    if timeout:
+        job_spec["activeDeadlineSeconds"] = timeout
+    spec: dict[str, Any] = {
+        "objective": objective,
+        "algorithm": {"algorithmName": algorithm, "algorithmSettings": [{"name": "random_state", "value": "1"}]},
+        "parallelTrialCount": parallel, "maxTrialCount": max_trials,
+        "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
+        "metricsCollectorSpec": {"collector": {"kind": collector}},
+        "trialTemplate": {"primaryContainerName": "main", "trialParameters": [{"name": "x", "reference": "x"}],
+                          "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": job_spec}},
+    }
+    if max_failed is not None:
+        spec["maxFailedTrialCount"] = max_failed
+    return {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment",
+            "metadata": {"name": "probe", "namespace": "local"}, "spec": spec}
+
+
+QUADRATIC = "import sys; x = float(sys.argv[1]); print(f'loss={(x - 0.3) ** 2}')"
+
+
+def test_max_trials_reached(tmp_path: Path) -> None:
+    result = run_local_experiment(experiment(QUADRATIC, max_trials=5), tmp_path)
+    outcome = summary(result)
+    assert (outcome["outcome"], outcome["reason"]) == ("Succeeded", "ExperimentMaxTrialsReached")
+    assert (outcome["trials"], outcome["succeeded"], outcome["failed"]) == (5, 5, 0)
+    params, value = best_trial(result, "loss")
+    assert value == pytest.approx((float(params["x"]) - 0.3) ** 2)
+    assert value == min(float(m["min"]) for t in result["trials"] for m in t["observation"]["metrics"])
+
+
+def test_goal_reached_stops_early(tmp_path: Path) -> None:
+    result = run_local_experiment(experiment("print('loss=0.0')", goal=0.01, max_trials=20, parallel=1), tmp_path)
+    outcome = summary(result)
+    assert (outcome["outcome"], outcome["reason"]) == ("Succeeded", "ExperimentGoalReached")
+    assert outcome["trials"] == 1
+
+
+def test_every_trial_crashing_fails_the_experiment_after_max_failed(tmp_path: Path) -> None:
+    code = "import sys; print('cannot read dataset', file=sys.stderr); sys.exit(3)"
+    result = run_local_experiment(experiment(code, max_trials=10, parallel=1, max_failed=2), tmp_path)
+    outcome = summary(result)
+    assert (outcome["outcome"], outcome["reason"]) == ("Failed", "ExperimentFailed")
+    assert (outcome["trials"], outcome["failed"]) == (3, 3), "fails once failed trials exceed maxFailedTrialCount"
+    assert all(t["message"] == "exit code 3: cannot read dataset" for t in result["trials"])
+    with pytest.raises(KfopsError, match=r"failed \(ExperimentFailed: .*3 failed trials > maxFailedTrialCount 2\)"
+                                         r".*exit code 3: cannot read dataset") as raised:
+        best_trial(result, "loss")
+    assert raised.value.step == "best_params"
+
+
+def test_a_trial_without_the_objective_metric_is_failed(tmp_path: Path) -> None:
+    result = run_local_experiment(experiment("print('accuracy=0.9')", max_trials=2, parallel=1, max_failed=5),
+                                  tmp_path)
+    assert {(t["condition"], t["reason"]) for t in result["trials"]} == {("Failed", "MetricsUnavailable")}
+    assert summary(result)["reason"] == "ExperimentMaxTrialsReached"
+    with pytest.raises(KfopsError, match="no trial reported 'loss'"):
+        best_trial(result, "loss")
+
+
+def test_at_most_parallel_trials_run_at_once(tmp_path: Path) -> None:
+    code = ("import sys, time; start = time.time(); time.sleep(0.4); "
+            "print(f'window={start}:{time.time()}'); print('loss=1')")
+    result = run_local_experiment(experiment(code, max_trials=6, parallel=2), tmp_path)
+    windows = []
+    for trial in result["trials"]:
+        match = re.search(r"window=([\d.]+):([\d.]+)", Path(trial["log"]).read_text())
+        assert match
+        windows.append((float(match.group(1)), float(match.group(2))))
+    concurrency = max(sum(start <= moment < end for start, end in windows) for moment, _ in windows)
+    assert concurrency == 2
+
+
+def test_deadline_kills_a_hung_trial(tmp_path: Path) -> None:
+    began = time.monotonic()
+    result = run_local_experiment(experiment("import time; time.sleep(30)", max_trials=1, parallel=1, timeout=1),
+                                  tmp_path)
+    assert time.monotonic() - began < 10
+    trial, = result["trials"]
+    assert (trial["condition"], trial["reason"]) == ("Failed", "DeadlineExceeded")
+
+
+@pytest.mark.parametrize(("case", "change", "expected"), [
+    ("unsupported collector", {"collector": "File"}, "metrics collector 'File' is not supported"),
+    ("unknown algorithm", {"algorithm": "darts"}, "unknown tuning algorithm 'darts'"),
+])
+def test_specs_the_local_executor_cannot_run(tmp_path: Path, case: str, change: dict[str, str],
+                                             expected: str) -> None:
+    with pytest.raises(KfopsError, match=expected):
+        run_local_experiment(experiment(QUADRATIC, **change), tmp_path)  # type: ignore[arg-type]
+
+
+def test_placeholder_without_trial_parameter_is_rejected(tmp_path: Path) -> None:
+    spec = experiment(QUADRATIC)
+    spec["spec"]["trialTemplate"]["trialParameters"] = []
+    with pytest.raises(KfopsError, match=r"uses \$\{trialParameters.x\} but trialParameters has no 'x'"):
+        run_local_experiment(spec, tmp_path)
+
+
+def test_metric_lines_parsed_like_katibs_stdout_collector() -> None:
+    text = "epoch 1\nloss=0.5\nloss = 0.25 accuracy=0.9\nnoise=abc\nloss=1e-3\n"
+    assert parse_metrics(text, ("loss", "accuracy")) == {"loss": [0.5, 0.25, 0.001], "accuracy": [0.9]}
+
+
+def wine_experiment(tmp_path: Path, dataset: str) -> dict[str, Any]:
+    return build_experiment(WINE_QUALITY, name="wine", namespace="local", dataset_uri=dataset, max_trials=4,
+                            parallel_trials=2, max_failed_trials=0, algorithm="random",
+                            algorithm_settings={"random_state": "7"})
+
+
+def test_forked_trainer_trials_match_fresh_interpreters(tmp_path: Path) -> None:
+    dataset = str(cleaned_wine(tmp_path))
+    forked = run_local_experiment(wine_experiment(tmp_path, dataset), tmp_path / "forked", fork=True)
+    fresh = run_local_experiment(wine_experiment(tmp_path, dataset), tmp_path / "fresh", fork=False)
+
+    def metrics(result: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(t["parameterAssignments"][0]["value"], t["observation"]["metrics"][0]["latest"])
+                for t in result["trials"]]
+
+    assert summary(forked)["succeeded"] == 4
+    assert metrics(forked) == metrics(fresh)
+
+
+def test_trainer_errors_reach_the_trial_records(tmp_path: Path) -> None:
+    result = run_local_experiment(wine_experiment(tmp_path, str(tmp_path / "missing.parquet")), tmp_path)
+    assert summary(result)["outcome"] == "Failed"
+    assert "dataset" in result["trials"][0]["message"]
+    assert "does not exist" in result["trials"][0]["message"]
+
+
+def test_many_fast_forked_trials_in_parallel_all_complete(tmp_path: Path) -> None:
+    # Forked trials of a small model finish within milliseconds of each other: the server's "started" answer and
+    # other trials' "exit" reports then arrive in one read, and none may be lost.
+    dataset = str(cleaned_wine(tmp_path))
+    spec = build_experiment(WINE_QUALITY, name="burst", namespace="local", dataset_uri=dataset, max_trials=16,
+                            parallel_trials=4, max_failed_trials=0, algorithm="random")
+    result = run_local_experiment(spec, tmp_path, timeout=120)
+    assert summary(result)["succeeded"] == 16
+
+
+def test_experiment_timeout_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(KfopsError, match=r"did not finish within 1 s"):
+        run_local_experiment(experiment("import time; time.sleep(20)", max_trials=2, parallel=1), tmp_path,
+                             timeout=1)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from kfops.base.errors import KfopsError
+from kfops.base.recipes import RECIPES, WINE_QUALITY, Recipe, SearchParameter, get_recipe
+
+pytestmark = pytest.mark.unit
+
+
+def test_bundled_recipes_are_valid_and_named_by_key() -> None:
+    assert set(RECIPES) == {"winequality", "churn", "iris"}
+    for name, recipe in RECIPES.items():
+        assert recipe.name == name
+        assert recipe.metrics[0] == recipe.objective_metric
+
+
+def test_wine_demo_runs_offline_from_the_bundled_copy() -> None:
+    assert WINE_QUALITY.dataset_url(offline=True).startswith("file://")
+    assert WINE_QUALITY.dataset_url(offline=True).endswith("/data/winequality-red.csv")
+    assert WINE_QUALITY.dataset_url().startswith("https://archive.ics.uci.edu/")
+
+
+def test_unknown_recipe_lists_the_known_ones() -> None:
+    with pytest.raises(KfopsError, match="unknown recipe 'wine'") as raised:
+        get_recipe("wine")
+    assert "churn, iris, winequality" in raised.value.fix
+
+
+@pytest.mark.parametrize(("case", "fields", "expected"), [
+    ("min above max", {"name": "alpha", "type": "double", "min": 1.0, "max": 0.1}, "min .* must be smaller"),
+    ("min equals max", {"name": "alpha", "type": "int", "min": 3, "max": 3}, "must be smaller"),
+    ("no bounds", {"name": "alpha", "type": "double"}, "needs min and max"),
+    ("log of zero", {"name": "alpha", "type": "double", "min": 0, "max": 1, "log": True}, "must be positive"),
+    ("negative step", {"name": "alpha", "type": "double", "min": 0, "max": 1, "step": -0.1}, "step must be positive"),
+    ("empty categorical", {"name": "kind", "type": "categorical"}, "non-empty list"),
+    ("unknown field", {"name": "alpha", "type": "double", "min": 0, "max": 1, "scale": "log"}, "Extra inputs"),
+])
+def test_invalid_search_space(case: str, fields: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ValidationError, match=expected):
+        SearchParameter(**fields)
+
+
+@pytest.mark.parametrize(("case", "changes", "expected"), [
+    ("hyperparameter of another family", {"search_space": (SearchParameter(name="max_depth", type="int", min=1,
+                                                                                max=3),)},
+     "elasticnet has no hyperparameter 'max_depth'"),
+    ("metric of another task", {"objective_metric": "accuracy"}, "is not reported for regression"),
+    ("headerless without names", {"header": False}, "needs column_names"),
+])
+def test_inconsistent_recipe(case: str, changes: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ValidationError, match=expected):
+        Recipe(**{**WINE_QUALITY.model_dump(), **changes})
