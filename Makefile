@@ -54,7 +54,7 @@ lint: venv ## Static checks: ruff, the import layers, hadolint on the Dockerfile
 
 demo: venv ## Start the local platform and run the whole workflow on it (offline, wine-quality recipe)
 	$(KFOPS) local up
-	$(KFOPS) pipeline run --local --recipe winequality --trials 8 --parallel 2
+	$(KFOPS) pipeline run --local
 	@echo
 	@echo "Environment for S3 and MLflow clients (eval \"\$$(kfops local env)\"):"
 	@$(KFOPS) local env

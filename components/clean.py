@@ -13,10 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from kfops.base.errors import KfopsError
+from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.recipes import Recipe, normalize_name
-
-STEP = "clean"
 
 
 @dataclass
@@ -44,6 +42,7 @@ class CleanStats:
         return asdict(self)
 
 
+@in_step(Step.CLEAN)
 def load_raw(path: Path, recipe: Recipe) -> pd.DataFrame:
     """Parse the raw file as the recipe's format.
 
@@ -51,7 +50,7 @@ def load_raw(path: Path, recipe: Recipe) -> pd.DataFrame:
         KfopsError: Empty, unparsable, wrong delimiter, or a broken ARFF header.
     """
     if path.stat().st_size == 0:
-        raise KfopsError(STEP, f"{path.name} is empty", "check the dataset URL")
+        raise KfopsError(f"{path.name} is empty", "check the dataset URL")
     if recipe.format == "arff":
         return _load_arff(path)
     return _load_csv(path, recipe)
@@ -67,15 +66,15 @@ def _load_csv(path: Path, recipe: Recipe) -> pd.DataFrame:
             skipinitialspace=True,
         )
     except pd.errors.EmptyDataError as error:
-        raise KfopsError(STEP, f"{path.name} has no data", "check the dataset URL") from error
+        raise KfopsError(f"{path.name} has no data", "check the dataset URL") from error
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise KfopsError(STEP, f"{path.name} is not a valid {recipe.delimiter!r}-separated file ({error})",
+        raise KfopsError(f"{path.name} is not a valid {recipe.delimiter!r}-separated file ({error})",
                          "check the dataset URL and the recipe's delimiter") from error
     expected = len(recipe.column_names) if recipe.column_names else 2
     if frame.shape[1] < expected:
         found = _sniff_delimiter(path)
         hint = f"; the file looks {found!r}-separated" if found and found != recipe.delimiter else ""
-        raise KfopsError(STEP, f"{path.name} parsed into {frame.shape[1]} column(s) with delimiter "
+        raise KfopsError(f"{path.name} parsed into {frame.shape[1]} column(s) with delimiter "
                                f"{recipe.delimiter!r}{hint}",
                          "use the recipe whose delimiter matches the file, or fix the file")
     return frame
@@ -96,7 +95,7 @@ def _load_arff(path: Path) -> pd.DataFrame:
     try:
         data, _meta = arff.loadarff(path)
     except (arff.ParseArffError, ValueError, IndexError, UnicodeDecodeError) as error:
-        raise KfopsError(STEP, f"{path.name} is not a valid ARFF file (broken header or data: {error})",
+        raise KfopsError(f"{path.name} is not a valid ARFF file (broken header or data: {error})",
                          "check that the URL serves the .arff file itself") from error
     frame = pd.DataFrame(data)
     for column in frame.columns:
@@ -107,6 +106,7 @@ def _load_arff(path: Path) -> pd.DataFrame:
     return frame
 
 
+@in_step(Step.CLEAN)
 def clean(frame: pd.DataFrame, recipe: Recipe) -> tuple[pd.DataFrame, CleanStats]:
     """Apply the recipe's rules and validate the result.
 
@@ -122,7 +122,7 @@ def clean(frame: pd.DataFrame, recipe: Recipe) -> tuple[pd.DataFrame, CleanStats
     target = recipe.target_column
     if target not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:12])) + (" ..." if frame.shape[1] > 12 else "")
-        raise KfopsError(STEP, f"target column {target!r} not found (columns: {shown})",
+        raise KfopsError(f"target column {target!r} not found (columns: {shown})",
                          "check the dataset URL and the recipe's target column")
 
     frame = frame.dropna(subset=[target])
@@ -135,7 +135,7 @@ def clean(frame: pd.DataFrame, recipe: Recipe) -> tuple[pd.DataFrame, CleanStats
             stats.dropped_columns[str(name)] = "missing values"
         features = features.dropna(axis=1)
     elif empty:
-        raise KfopsError(STEP, f"column(s) {', '.join(map(repr, empty))} contain no values at all",
+        raise KfopsError(f"column(s) {', '.join(map(repr, empty))} contain no values at all",
                          "fix the source file or use a recipe that drops incomplete columns")
 
     non_numeric = [name for name in features.columns if not pd.api.types.is_numeric_dtype(features[name])]
@@ -147,17 +147,17 @@ def clean(frame: pd.DataFrame, recipe: Recipe) -> tuple[pd.DataFrame, CleanStats
         examples = {name: features[name][pd.to_numeric(features[name], errors="coerce").isna()
                                          & features[name].notna()].iloc[:1].tolist() for name in non_numeric}
         detail = "; ".join(f"{name!r} (e.g. {values[0]!r})" for name, values in examples.items() if values)
-        raise KfopsError(STEP, f"non-numeric values in feature column(s): {detail or ', '.join(non_numeric)}",
+        raise KfopsError(f"non-numeric values in feature column(s): {detail or ', '.join(non_numeric)}",
                          "fix the source file or use a recipe that drops non-numeric columns")
     if features.shape[1] == 0:
-        raise KfopsError(STEP, "no feature columns left after cleaning",
+        raise KfopsError("no feature columns left after cleaning",
                          "check the dataset: every column was empty, incomplete or non-numeric")
 
     cleaned = pd.concat([features.astype("float64"), frame[target]], axis=1)
     complete = cleaned.dropna()
     stats.dropped_rows = stats.rows_in - len(complete)
     if len(complete) < recipe.min_rows:
-        raise KfopsError(STEP, f"only {len(complete)} usable rows after cleaning (of {stats.rows_in}); "
+        raise KfopsError(f"only {len(complete)} usable rows after cleaning (of {stats.rows_in}); "
                                f"recipe {recipe.name!r} needs at least {recipe.min_rows}",
                          "check that the URL serves the whole dataset")
     complete = complete.reset_index(drop=True)
@@ -172,14 +172,14 @@ def _map_target(values: pd.Series, recipe: Recipe, target: str) -> pd.Series:
         as_text = values.map(lambda v: _label_text(v))
         unknown = sorted(set(as_text) - set(recipe.target_mapping))
         if unknown:
-            raise KfopsError(STEP, f"target {target!r} has labels {unknown[:5]} the recipe does not map "
+            raise KfopsError(f"target {target!r} has labels {unknown[:5]} the recipe does not map "
                                    f"(known: {sorted(recipe.target_mapping)})",
                              "check the dataset or extend the recipe's target_mapping")
         return as_text.map(recipe.target_mapping).astype("int64")
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.isna().any():
         bad = values[numeric.isna()].iloc[0]
-        raise KfopsError(STEP, f"target {target!r} has a non-numeric value {bad!r}",
+        raise KfopsError(f"target {target!r} has a non-numeric value {bad!r}",
                          "check the dataset or add a target_mapping to the recipe")
     if recipe.task == "classification":
         return numeric.astype("int64")

@@ -32,9 +32,10 @@ from kfops.base.contract import (
 from kfops.base.errors import KfopsError
 from kfops.base.seldon_versions import DEFAULT_SELDON_CORE_VERSION, license_warning
 
-STEP = "deploy"
 PROTOCOLS = ("v2", "v1")
 GROUP, VERSION = "machinelearning.seldon.io", "v1"
+#: HTTP port of the Service Seldon Core puts in front of a predictor (gRPC is 5001).
+SELDON_HTTP_PORT = 8000
 #: Where Seldon's storage initializer puts the model inside the serving container.
 MODEL_MOUNT = "/mnt/models"
 _CHAMPION_URI = re.compile(r"^models:/(?P<name>[^@/]+)@(?P<alias>[\w-]+)$")
@@ -66,6 +67,18 @@ class ServingSettings:
         """Name of the SeldonDeployment for ``protocol`` (the default protocol keeps the plain name)."""
         return self.deployment_name if protocol == "v2" else f"{self.deployment_name}-{protocol}"
 
+    def service_for(self, protocol: str) -> str:
+        """Name of the Service Seldon Core creates in front of that deployment's predictor (``<sdep>-<predictor>``)."""
+        return f"{self.name_for(protocol)}-{self.predictor_name}"
+
+
+def endpoint_url(protocol: str, model_name: str, settings: ServingSettings, namespace: str) -> str:
+    """In-cluster prediction URL of the model served over ``protocol`` (Seldon's executor listens on HTTP 8000)."""
+    from serving.protocols import V1_PREDICTIONS_PATH, v2_infer_path
+
+    path = v2_infer_path(model_name) if protocol == "v2" else V1_PREDICTIONS_PATH
+    return f"http://{settings.service_for(protocol)}.{namespace}.svc.cluster.local:{SELDON_HTTP_PORT}{path}"
+
 
 def parse_protocols(value: str) -> tuple[str, ...]:
     """``"v2"``, ``"v1"`` or ``"both"`` as a tuple of protocols.
@@ -77,7 +90,7 @@ def parse_protocols(value: str) -> tuple[str, ...]:
         return PROTOCOLS
     if value in PROTOCOLS:
         return (value,)
-    raise KfopsError(STEP, f"unknown serving protocol {value!r}", "use v2, v1 or both")
+    raise KfopsError(f"unknown serving protocol {value!r}", "use v2, v1 or both")
 
 
 def seldon_deployment(protocol: str, *, model_name: str, version: str, model_uri: str, namespace: str,
@@ -144,7 +157,7 @@ def resolve_champion(champion_uri: str) -> tuple[str, str, str]:
 
     match = _CHAMPION_URI.match(champion_uri)
     if not match:
-        raise KfopsError(STEP, f"{champion_uri!r} is not a models:/<name>@<alias> URI",
+        raise KfopsError(f"{champion_uri!r} is not a models:/<name>@<alias> URI",
                          "pass the champion URI the register_and_promote step outputs")
     name, alias = match.group("name"), match.group("alias")
     client = mlflow.MlflowClient()
@@ -152,7 +165,7 @@ def resolve_champion(champion_uri: str) -> tuple[str, str, str]:
         version = client.get_model_version_by_alias(name, alias).version
         source = client.get_model_version_download_uri(name, version)
     except MlflowException as error:
-        raise KfopsError(STEP, f"model {name!r} has no alias {alias!r}",
+        raise KfopsError(f"model {name!r} has no alias {alias!r}",
                          "run the workflow up to register_and_promote first") from error
     return name, str(version), source
 
@@ -168,10 +181,10 @@ def check_compatibility(model_dir: Path, runtimes: dict[str, Any]) -> None:
     try:
         record = ModelRecord.read(model_dir)
     except (OSError, ValueError) as error:
-        raise KfopsError(STEP, f"{model_dir} is not an MLflow model ({error})", "deploy a registered model") from error
+        raise KfopsError(f"{model_dir} is not an MLflow model ({error})", "deploy a registered model") from error
     found = [f"{runtime.name}: {problem}" for runtime in runtimes.values() for problem in problems(record, runtime)]
     if found:
-        raise KfopsError(STEP, "the model cannot be served as saved: " + "; ".join(found),
+        raise KfopsError("the model cannot be served as saved: " + "; ".join(found),
                          "retrain with the serving runtimes' versions (the project pins them) or serve with a "
                          "runtime that matches the model; nothing was deployed")
 

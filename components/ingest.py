@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
-from kfops.base.errors import KfopsError
+from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.storage import describe_endpoint_error, parse_s3_uri, s3_client
 
-STEP = "ingest"
 #: Default cap on a dataset's size: the workflow loads it into memory.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 _CHUNK = 1024 * 1024
@@ -40,6 +39,7 @@ class _Transient(Exception):
     """A failure worth retrying (connection refused, timeout, 5xx, throttling)."""
 
 
+@in_step(Step.INGEST)
 def fetch(url: str, dest: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, retries: int = 3, backoff: float = 1.0,
           timeout: float = 30.0) -> FetchResult:
     """Download ``url`` into ``dest``.
@@ -69,7 +69,7 @@ def fetch(url: str, dest: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, retries: 
     elif scheme == "file":
         _fetch_file(Path(unquote(parsed.path)) if parsed.scheme else Path(url), partial, max_bytes)
     else:
-        raise KfopsError(STEP, f"unsupported URL scheme {scheme!r} in {url!r}",
+        raise KfopsError(f"unsupported URL scheme {scheme!r} in {url!r}",
                          "use an http, https, s3 or file URL")
     try:
         size, digest = _check_content(url, partial)
@@ -86,7 +86,7 @@ def _with_retries(url: str, retries: int, backoff: float, attempt: Callable[[], 
             return attempt()
         except _Transient as error:
             if number == retries:
-                raise KfopsError(STEP, f"could not download {url} after {retries + 1} attempts ({error})",
+                raise KfopsError(f"could not download {url} after {retries + 1} attempts ({error})",
                                  "check the URL and your network (or the object store), then run again") from error
             time.sleep(backoff * 2**number)
     raise AssertionError("unreachable")
@@ -100,7 +100,7 @@ def _fetch_http(url: str, partial: Path, max_bytes: int, timeout: float) -> None
             if response.status_code == 429 or response.status_code >= 500:
                 raise _Transient(f"HTTP {response.status_code} {response.reason}")
             if response.status_code >= 400:
-                raise KfopsError(STEP, f"{url} answered HTTP {response.status_code} {response.reason}",
+                raise KfopsError(f"{url} answered HTTP {response.status_code} {response.reason}",
                                  "check the dataset URL (a 404 means the file is not there)")
             content_type = response.headers.get("Content-Type", "").lower()
             if "text/html" in content_type:
@@ -116,8 +116,8 @@ def _fetch_http(url: str, partial: Path, max_bytes: int, timeout: float) -> None
 def _fetch_s3(url: str, partial: Path, max_bytes: int, timeout: float) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket, key = parse_s3_uri(url, STEP)
-    client = s3_client(STEP, connect_timeout=timeout, attempts=1)
+    bucket, key = parse_s3_uri(url)
+    client = s3_client(connect_timeout=timeout, attempts=1)
     try:
         head = client.head_object(Bucket=bucket, Key=key)
         if head["ContentLength"] > max_bytes:
@@ -127,9 +127,9 @@ def _fetch_s3(url: str, partial: Path, max_bytes: int, timeout: float) -> None:
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         if code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
-            raise KfopsError(STEP, f"{url} does not exist", "check the bucket and key") from error
+            raise KfopsError(f"{url} does not exist", "check the bucket and key") from error
         if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            raise KfopsError(STEP, f"access to {url} denied ({code})",
+            raise KfopsError(f"access to {url} denied ({code})",
                              "check the S3 credentials in the environment") from error
         raise _Transient(describe_endpoint_error(error)) from error
     except BotoCoreError as error:
@@ -138,7 +138,7 @@ def _fetch_s3(url: str, partial: Path, max_bytes: int, timeout: float) -> None:
 
 def _fetch_file(path: Path, partial: Path, max_bytes: int) -> None:
     if not path.is_file():
-        raise KfopsError(STEP, f"file {path} does not exist", "check the path (file URLs need an absolute path)")
+        raise KfopsError(f"file {path} does not exist", "check the path (file URLs need an absolute path)")
     size = path.stat().st_size
     if size > max_bytes:
         raise _too_large(path.as_uri(), size, max_bytes)
@@ -167,17 +167,17 @@ def _check_content(url: str, path: Path) -> tuple[int, str]:
             digest.update(chunk)
             size += len(chunk)
     if size == 0:
-        raise KfopsError(STEP, f"{url} is empty (0 bytes)", "check that the URL points at the dataset file")
+        raise KfopsError(f"{url} is empty (0 bytes)", "check that the URL points at the dataset file")
     if head.lstrip()[:64].lower().startswith(_HTML_MARKERS):
         raise _html_error(url, "the content is an HTML page")
     return size, digest.hexdigest()
 
 
 def _html_error(url: str, why: str) -> KfopsError:
-    return KfopsError(STEP, f"{url} returned an HTML page instead of data ({why})",
+    return KfopsError(f"{url} returned an HTML page instead of data ({why})",
                       "use the direct download URL of the file, not the page that links to it")
 
 
 def _too_large(url: str, size: int, max_bytes: int) -> KfopsError:
-    return KfopsError(STEP, f"{url} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit",
+    return KfopsError(f"{url} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit",
                       "raise the ingest size limit (max_bytes) if this dataset really is that large")

@@ -7,18 +7,20 @@ the last write, so a failure leaves the previous champion in place.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from kfops.base.errors import KfopsError
+from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.recipes import get_recipe
 from kfops.base.tracking import require_tracking_server
 from trainer.data import load_frame, split
 from trainer.evaluate import evaluate
 from trainer.train import CHAMPION
 
-STEP = "register_and_promote"
+#: Version tag holding the whole decision as JSON (:meth:`Decision.as_dict`): how a run's outcome is read back.
+DECISION_TAG = "kfops.decision_record"
 
 
 @dataclass(frozen=True)
@@ -52,28 +54,29 @@ class Decision:
 def _score(model_uri: str, recipe_name: str, dataset_uri: str) -> float:
     import mlflow
 
-    recipe = get_recipe(recipe_name, STEP)
-    parts = split(load_frame(dataset_uri, STEP), recipe.target_column, recipe.task)
+    recipe = get_recipe(recipe_name)
+    parts = split(load_frame(dataset_uri), recipe.target_column, recipe.task)
     model = mlflow.pyfunc.load_model(model_uri)
     return evaluate(recipe.task, model, parts.x_test, parts.y_test)[recipe.objective_metric]
 
 
+@in_step(Step.REGISTER_AND_PROMOTE)
 def register_and_promote(recipe_name: str, model_name: str, version: str, dataset_uri: str) -> Decision:
     """Compare version ``version`` with the current champion and promote it if it is strictly better.
 
     Raises:
         KfopsError: MLflow unreachable, the version does not exist, or a model cannot be scored. No alias moved.
     """
-    require_tracking_server(STEP)
+    require_tracking_server()
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    recipe = get_recipe(recipe_name, STEP)
+    recipe = get_recipe(recipe_name)
     client = mlflow.MlflowClient()
     try:
         client.get_model_version(model_name, version)
     except MlflowException as error:
-        raise KfopsError(STEP, f"model {model_name!r} has no version {version!r}",
+        raise KfopsError(f"model {model_name!r} has no version {version!r}",
                          "pass the version the train step registered") from error
     try:
         champion = client.get_model_version_by_alias(model_name, CHAMPION)
@@ -92,7 +95,7 @@ def register_and_promote(recipe_name: str, model_name: str, version: str, datase
         try:
             champion_value = _score(f"models:/{model_name}/{champion.version}", recipe.name, dataset_uri)
         except (MlflowException, KeyError, ValueError, OSError) as error:
-            raise KfopsError(STEP, f"champion version {champion.version} of {model_name!r} cannot score the "
+            raise KfopsError(f"champion version {champion.version} of {model_name!r} cannot score the "
                                    f"held-out data ({type(error).__name__}: {error})",
                              f"if the dataset's schema changed on purpose, delete the alias "
                              f"(`mlflow.MlflowClient().delete_registered_model_alias({model_name!r}, 'champion')`) "
@@ -107,14 +110,15 @@ def register_and_promote(recipe_name: str, model_name: str, version: str, datase
             "kfops.decision_reason": decision.reason,
             f"kfops.heldout_{metric}": f"{challenger_value:.6g}",
             "kfops.compared_with": str(decision.previous_champion or "none"),
-            "kfops.decided_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "kfops.decided_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            DECISION_TAG: json.dumps(decision.as_dict(), sort_keys=True)}
     try:
         for key, value in tags.items():
             client.set_model_version_tag(model_name, version, key, value)
         if decision.promoted and decision.previous_champion != version:
             client.set_registered_model_alias(model_name, CHAMPION, version)
     except MlflowException as error:
-        raise KfopsError(STEP, f"recording the decision for {model_name} v{version} failed: {error}",
+        raise KfopsError(f"recording the decision for {model_name} v{version} failed: {error}",
                          "check the MLflow server and run the step again (the champion alias was not moved)") \
             from error
     return decision

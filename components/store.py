@@ -5,12 +5,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from kfops.base.errors import KfopsError
+from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.storage import describe_endpoint_error, endpoint_url, ensure_bucket, s3_client
 
-STEP = "store"
 
-
+@in_step(Step.STORE)
 def store_dataset(path: Path, bucket: str, prefix: str) -> str:
     """Upload ``path`` to ``s3://bucket/prefix/<sha256>.parquet``.
 
@@ -28,7 +27,7 @@ def store_dataset(path: Path, bucket: str, prefix: str) -> str:
 
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
     key = f"{prefix.strip('/')}/{digest}{path.suffix}"
-    client = s3_client(STEP)
+    client = s3_client()
     try:
         ensure_bucket(client, bucket)
         try:
@@ -40,7 +39,7 @@ def store_dataset(path: Path, bucket: str, prefix: str) -> str:
                 raise
         client.upload_file(str(path), bucket, key)
     except (BotoCoreError, ClientError) as error:
-        raise KfopsError(STEP, f"could not store the dataset in s3://{bucket}/{key}: {describe_endpoint_error(error)}",
+        raise KfopsError(f"could not store the dataset in s3://{bucket}/{key}: {describe_endpoint_error(error)}",
                          f"check that the object store at {endpoint_url() or 'AWS'} is up (locally: "
                          "`kfops local status`) and the credentials are valid") from error
     return f"s3://{bucket}/{key}"

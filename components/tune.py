@@ -8,8 +8,6 @@ from typing import Any
 from components.katib.experiment import build_experiment
 from kfops.base.recipes import get_recipe
 
-STEP = "tune"
-
 
 def experiment_name(recipe: str, run_id: str) -> str:
     """A DNS-label Experiment name unique to the pipeline run."""
@@ -35,7 +33,7 @@ def build_tuning_experiment(recipe_name: str, dataset_uri: str, *, max_trials: i
     Raises:
         KfopsError: Invalid search settings.
     """
-    recipe = get_recipe(recipe_name, STEP)
+    recipe = get_recipe(recipe_name)
     return build_experiment(
         recipe, name=experiment_name(recipe.name, run_id), namespace=namespace, dataset_uri=dataset_uri,
         max_trials=max_trials, parallel_trials=parallel_trials, max_failed_trials=max_failed_trials,

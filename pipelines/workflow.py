@@ -1,9 +1,9 @@
 """The kfops workflow: one Kubeflow Pipelines v2 definition for both targets.
 
 dataset URL -> ingest -> clean -> store (S3) -> tune (Katib Experiment) -> best_params -> train (MLflow, alias
-``challenger``) -> register_and_promote (alias ``champion``) -> deploy (Seldon Core). The target only changes
-parameters: on a cluster Katib executes the Experiment and Seldon Core the SeldonDeployment; locally
-``tuning_executor="local"`` and ``deploy_target="local"`` run the same specs on this machine.
+``challenger``) -> register_and_promote (alias ``champion``) -> deploy (Seldon Core). The ``target`` parameter only
+says who executes the Experiment and the SeldonDeployments: Katib and Seldon Core on the ``cluster``, or the same
+specs on this machine (``local``); see :mod:`pipelines.targets`.
 """
 
 
@@ -11,11 +11,20 @@ from typing import NamedTuple
 
 from kfp import dsl, kubernetes
 
-from kfops.base.contract import PIPELINE_NAME, S3_SECRET_ENV, S3_SECRET_NAME, SERVING_CONFIG_MAP, STEP_POD_LABELS
-from kfops.base.recipes import DEFAULT_RECIPE
+from kfops.base import defaults
+from kfops.base.contract import (
+    DATASETS_BUCKET,
+    PIPELINE_NAME,
+    S3_SECRET_ENV,
+    S3_SECRET_NAME,
+    SERVING_CONFIG_KEYS,
+    SERVING_CONFIG_MAP,
+    STEP_POD_LABELS,
+)
 from pipelines import steps
 
-DATASETS_BUCKET = "datasets"
+DESCRIPTION = ("Ingest, clean and store a dataset; tune with Katib; train, register and promote in MLflow; serve the "
+               "champion with Seldon Core.")
 
 
 def _for_cluster(task: dsl.PipelineTask) -> dsl.PipelineTask:
@@ -31,68 +40,63 @@ def _for_cluster(task: dsl.PipelineTask) -> dsl.PipelineTask:
 
 
 class Outputs(NamedTuple):
-    """What a run returns: tuning summary, registered version, promotion decision, serving endpoints (JSON each)."""
+    """What a run returns, in the shapes of :mod:`components.summary`."""
 
-    tuning: str
-    training: str
-    decision: str
-    serving: str
+    tuning: dict
+    training: dict
+    decision: dict
+    serving: dict
 
 
-@dsl.pipeline(name=PIPELINE_NAME,
-              description="Ingest, clean and store a dataset; tune with Katib; train, register and promote in MLflow.")
+@dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
 def kfops_pipeline(
-    recipe: str = DEFAULT_RECIPE,
+    recipe: str = defaults.RECIPE,
     dataset_url: str = "",
-    offline: bool = False,
-    max_trials: int = 12,
-    parallel_trials: int = 3,
-    max_failed_trials: int = 3,
+    offline: bool = defaults.OFFLINE,
+    max_trials: int = defaults.MAX_TRIALS,
+    parallel_trials: int = defaults.PARALLEL_TRIALS,
+    max_failed_trials: int = defaults.MAX_FAILED_TRIALS,
     algorithm: str = "",
-    tuning_executor: str = "katib",
-    tuning_timeout_minutes: int = 60,
+    tuning_timeout_minutes: int = defaults.TUNING_TIMEOUT_MINUTES,
     model_name: str = "",
-    mlflow_experiment: str = "kfops",
-    serving_protocol: str = "v2",
-    deploy_target: str = "seldon",
+    mlflow_experiment: str = defaults.MLFLOW_EXPERIMENT,
+    serving_protocol: str = defaults.SERVING_PROTOCOL,
+    target: str = "cluster",
 ) -> Outputs:
-    """Train, register and promote a model for a recipe's dataset.
+    """Train, register, promote and serve a model for a recipe's dataset.
 
     Args:
     recipe: Dataset recipe (winequality, churn, iris).
     dataset_url: Dataset URL; empty for the recipe's.
-    offline: Use the recipe's bundled copy of the dataset when no URL is given.
+    offline: Use the recipe's bundled copy of the dataset (in the project image) when no URL is given.
     max_trials: Katib maxTrialCount.
     parallel_trials: Katib parallelTrialCount.
     max_failed_trials: Katib maxFailedTrialCount.
     algorithm: Katib algorithm name; empty for the recipe's (tpe for the bundled recipes).
-    tuning_executor: katib (create the Experiment in the cluster) or local (run the same spec in the step).
-    tuning_timeout_minutes: How long to wait for Katib.
+    tuning_timeout_minutes: How long the tune step waits for the Experiment.
     model_name: Registered model name; empty for kfops-<recipe>.
     mlflow_experiment: MLflow experiment of the training run.
     serving_protocol: v2 (MLServer), v1 (Seldon protocol, seldon-core wrapper) or both.
-    deploy_target: seldon (SeldonDeployment in the cluster) or local (the same runtimes on this machine).
+    target: cluster (Katib and Seldon Core execute the specs) or local (the same specs on this machine).
     """
     ingested = _for_cluster(steps.ingest(recipe=recipe, dataset_url=dataset_url, offline=offline))
     cleaned = _for_cluster(steps.clean(recipe=recipe, raw=ingested.outputs["raw"]))
     stored = _for_cluster(steps.store(recipe=recipe, cleaned=cleaned.outputs["cleaned"], bucket=DATASETS_BUCKET))
     tuned = _for_cluster(steps.tune(
-        recipe=recipe, dataset_uri=stored.output, executor=tuning_executor, max_trials=max_trials,
+        recipe=recipe, dataset_uri=stored.output, target=target, max_trials=max_trials,
         parallel_trials=parallel_trials, max_failed_trials=max_failed_trials, algorithm=algorithm,
         timeout_minutes=tuning_timeout_minutes, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER))
     best = _for_cluster(steps.best_params(recipe=recipe, experiment=tuned.outputs["experiment"]))
     trained = _for_cluster(steps.train(recipe=recipe, dataset_uri=stored.output, params=best.outputs["params"],
-                                       model_name=model_name, mlflow_experiment=mlflow_experiment))
-    promoted = _for_cluster(steps.register_and_promote(recipe=recipe, model_name=model_name,
-                                                       version=trained.outputs["version"],
+                                       model_name=model_name, mlflow_experiment=mlflow_experiment,
+                                       run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER))
+    promoted = _for_cluster(steps.register_and_promote(recipe=recipe, model=trained.outputs["model"],
                                                        dataset_uri=stored.output))
-    deployed = _for_cluster(steps.deploy(champion_uri=promoted.outputs["champion_uri"], target=deploy_target,
+    deployed = _for_cluster(steps.deploy(champion_uri=promoted.outputs["champion_uri"], target=target,
                                          protocol=serving_protocol))
     # The Pulumi program's ServingConfig: Seldon version, secret and deployment names for the deploy step
     # (optional: without it the step uses the same defaults the Pulumi program does).
     kubernetes.use_config_map_as_env(deployed, config_map_name=SERVING_CONFIG_MAP, optional=True,
-                                     config_map_key_to_env={key: key for key in (
-                                         "SELDON_CORE_VERSION", "SELDON_ENV_SECRET_REF_NAME",
-                                         "SELDON_DEPLOYMENT_NAME", "SELDON_PREDICTOR_NAME")})
-    return Outputs(best.outputs["summary"], trained.outputs["summary"], promoted.outputs["decision"],
-                   deployed.outputs["summary"])
+                                     config_map_key_to_env={key: key for key in SERVING_CONFIG_KEYS})
+    return Outputs(best.outputs["tuning"], trained.outputs["Output"], promoted.outputs["decision"],
+                   deployed.outputs["Output"])

@@ -5,6 +5,23 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+#: Seldon (v1) protocol prediction path (the seldon-core wrapper, and Seldon Core's executor in front of it).
+V1_PREDICTIONS_PATH = "/api/v1.0/predictions"
+#: Readiness path of the seldon-core wrapper.
+V1_READY_PATH = "/health/status"
+#: MLflow scoring server's path (``mlflow models serve``, the benchmark's baseline).
+MLFLOW_INVOCATIONS_PATH = "/invocations"
+
+
+def v2_infer_path(model: str) -> str:
+    """Open Inference (v2) protocol inference path of ``model``."""
+    return f"/v2/models/{model}/infer"
+
+
+def v2_ready_path(model: str) -> str:
+    """Open Inference (v2) protocol readiness path of ``model``."""
+    return f"/v2/models/{model}/ready"
+
 
 def seldon_v1(rows: Sequence[Sequence[float]]) -> bytes:
     """Seldon protocol body for ``/api/v1.0/predictions``, as the Kubeflow tutorial sends it."""

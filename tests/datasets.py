@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from components.clean import clean_file
+from kfops.base.paths import BUNDLED_DATA
 from kfops.base.recipes import RECIPES
 
-REPO = Path(__file__).resolve().parent.parent
-WINE_CSV = REPO / "data" / "winequality-red.csv"
+WINE_CSV = BUNDLED_DATA / "winequality-red.csv"
 
 
 def write_iris_csv(path: Path) -> Path:

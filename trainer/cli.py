@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kfops.base.errors import KfopsError
+from kfops.base.errors import KfopsError, in_step
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +37,7 @@ def _hyperparameters(extra: list[str], parser: argparse.ArgumentParser) -> dict[
     return raw
 
 
+@in_step("trainer")
 def main(argv: list[str] | None = None) -> int:
     """Run the trainer; return the process exit code (1 for a :class:`KfopsError`, 2 for bad usage)."""
     parser = _parser()
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from kfops.base.recipes import get_recipe
 
-        recipe = get_recipe(args.recipe, "trainer")
+        recipe = get_recipe(args.recipe)
         if args.register:
             from trainer.train import train_and_register
 
@@ -83,7 +84,7 @@ def preload(argv: list[str]) -> None:
     from trainer.train import run_trial  # noqa: F401
 
     args, _ = _parser().parse_known_args(argv)
-    recipe = get_recipe(args.recipe, "trainer")
+    recipe = get_recipe(args.recipe)
     parts = split(load_frame(args.data), recipe.target_column, recipe.task)
     model = build_model(recipe.model, {}).fit(parts.x_train, parts.y_train)
     evaluate(recipe.task, model, parts.x_valid, parts.y_valid)

@@ -48,7 +48,7 @@ class _Unreadable(Exception):
         self.cause, self.fix = cause, fix
 
 
-def load_frame(uri: str, step: str = "trainer") -> pd.DataFrame:
+def load_frame(uri: str) -> pd.DataFrame:
     """Read a cleaned parquet dataset from ``s3://``, ``file://`` or a local path.
 
     Cached per URI: the local Katib executor loads the data once in its fork server and every trial inherits it.
@@ -60,7 +60,7 @@ def load_frame(uri: str, step: str = "trainer") -> pd.DataFrame:
     try:
         return _read(uri)
     except _Unreadable as error:
-        raise KfopsError(step, error.cause, error.fix) from error
+        raise KfopsError(error.cause, error.fix) from error
 
 
 @functools.lru_cache(maxsize=4)
@@ -83,9 +83,9 @@ def _s3_bytes(uri: str) -> bytes:
 
     from kfops.base.storage import describe_endpoint_error, parse_s3_uri, s3_client
 
-    bucket, key = parse_s3_uri(uri, "trainer")
+    bucket, key = parse_s3_uri(uri)
     try:
-        return bytes(s3_client("trainer").get_object(Bucket=bucket, Key=key)["Body"].read())
+        return bytes(s3_client().get_object(Bucket=bucket, Key=key)["Body"].read())
     except ClientError as error:
         raise _Unreadable(f"cannot read {uri}: {error.response['Error'].get('Code')}",
                           "check that the store step ran and the S3 credentials are valid") from error
@@ -99,7 +99,7 @@ def split(frame: pd.DataFrame, target: str, task: str) -> Split:
     from sklearn.model_selection import train_test_split
 
     if target not in frame.columns:
-        raise KfopsError("trainer", f"target column {target!r} not in the dataset",
+        raise KfopsError(f"target column {target!r} not in the dataset",
                          "pass a dataset produced by the clean step for this recipe")
     features = frame.drop(columns=[target])
     labels = frame[target]

@@ -9,16 +9,16 @@ from kfops.base.recipes import MODEL_HYPERPARAMETERS
 from kfops.base.values import parse_named_values
 
 
-def parse_hyperparameters(family: str, raw: dict[str, str], step: str = "trainer") -> dict[str, Any]:
+def parse_hyperparameters(family: str, raw: dict[str, str]) -> dict[str, Any]:
     """Convert ``{"alpha": "0.01"}`` to typed values, rejecting names the family does not have.
 
     Raises:
         KfopsError: Unknown name or a value of the wrong type.
     """
-    return parse_named_values(raw, MODEL_HYPERPARAMETERS[family], step=step, owner=family, kind="hyperparameter")
+    return parse_named_values(raw, MODEL_HYPERPARAMETERS[family], owner=family, kind="hyperparameter")
 
 
-def build_model(family: str, params: dict[str, Any], step: str = "trainer") -> Any:
+def build_model(family: str, params: dict[str, Any]) -> Any:
     """A fresh, unfitted estimator of ``family`` with ``params`` (deterministic: fixed random_state).
 
     Raises:
@@ -38,15 +38,15 @@ def build_model(family: str, params: dict[str, Any], step: str = "trainer") -> A
     elif family == "random_forest":
         model = RandomForestClassifier(random_state=0, n_jobs=1, **params)
     else:
-        raise KfopsError(step, f"unknown model family {family!r}", "fix the recipe")
+        raise KfopsError(f"unknown model family {family!r}", "fix the recipe")
     return model
 
 
-def fit(model: Any, x: Any, y: Any, step: str = "trainer") -> Any:
+def fit(model: Any, x: Any, y: Any) -> Any:
     """Fit ``model``, turning scikit-learn's parameter validation errors into a clear message."""
     from sklearn.utils._param_validation import InvalidParameterError
 
     try:
         return model.fit(x, y)
     except (InvalidParameterError, ValueError) as error:
-        raise KfopsError(step, f"training failed: {error}", "check the hyperparameter values") from error
+        raise KfopsError(f"training failed: {error}", "check the hyperparameter values") from error

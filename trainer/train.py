@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kfops.base.errors import KfopsError
+from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.recipes import Recipe
 from kfops.base.tracking import require_tracking_server
 from trainer.data import load_frame, split
@@ -21,6 +21,8 @@ from trainer.models import build_model, fit, parse_hyperparameters
 #: Alias a freshly trained version gets; ``champion`` is only ever moved by the promotion step.
 CHALLENGER = "challenger"
 CHAMPION = "champion"
+#: Tag of a version (and its MLflow run) naming the pipeline run that trained it.
+RUN_ID_TAG = "kfops.pipeline_run_id"
 
 
 def registered_model_name(model_name: str, recipe_name: str) -> str:
@@ -54,8 +56,9 @@ class RegisteredModel:
         return f"models:/{self.name}/{self.version}"
 
 
+@in_step(Step.TRAIN)
 def train_and_register(recipe: Recipe, data_uri: str, raw_params: dict[str, str], *, model_name: str,
-                       experiment: str, step: str = "train") -> RegisteredModel:
+                       experiment: str, pipeline_run_id: str = "") -> RegisteredModel:
     """Fit the final model, log it to MLflow and register it as a new version with alias ``challenger``.
 
     Either the version exists with its alias and tags, or it does not exist at all: if anything after the version's
@@ -64,11 +67,11 @@ def train_and_register(recipe: Recipe, data_uri: str, raw_params: dict[str, str]
     Raises:
         KfopsError: MLflow unreachable, bad data or hyperparameters, or the registry refused the version.
     """
-    require_tracking_server(step)
-    params = parse_hyperparameters(recipe.model, raw_params, step)
-    parts = split(load_frame(data_uri, step), recipe.target_column, recipe.task)
+    require_tracking_server()
+    params = parse_hyperparameters(recipe.model, raw_params)
+    parts = split(load_frame(data_uri), recipe.target_column, recipe.task)
     began = time.perf_counter()
-    model = fit(build_model(recipe.model, params, step), parts.x_fit, parts.y_fit, step)
+    model = fit(build_model(recipe.model, params), parts.x_fit, parts.y_fit)
     fit_seconds = time.perf_counter() - began
     test_metrics = evaluate(recipe.task, model, parts.x_test, parts.y_test)
 
@@ -80,6 +83,9 @@ def train_and_register(recipe: Recipe, data_uri: str, raw_params: dict[str, str]
     tags = {"kfops.recipe": recipe.name, "kfops.dataset": data_uri, "kfops.model_family": recipe.model,
             "kfops.objective_metric": recipe.objective_metric, "kfops.goal": recipe.goal,
             f"kfops.test_{recipe.objective_metric}": f"{test_metrics[recipe.objective_metric]:.6g}"}
+    if pipeline_run_id:
+        # How a run's outcome is found again in the registry (the cluster runner reads it back by this tag).
+        tags[RUN_ID_TAG] = pipeline_run_id
     client = mlflow.MlflowClient()
     version = None
     try:
@@ -104,7 +110,7 @@ def train_and_register(recipe: Recipe, data_uri: str, raw_params: dict[str, str]
         # Artifact uploads go straight to S3, so an unreachable store surfaces as a botocore error.
         if version is not None:
             _delete_quietly(client, model_name, version)
-        raise KfopsError(step, f"logging or registering model {model_name!r} failed: {error}",
+        raise KfopsError(f"logging or registering model {model_name!r} failed: {error}",
                          "check the MLflow server and the object store (locally: `kfops local status`), "
                          "then run again") from error
     return RegisteredModel(name=model_name, version=str(version), run_id=run.info.run_id, source=source,

@@ -13,8 +13,6 @@ from typing import Any, Protocol
 from kfops.base.errors import KfopsError
 from kfops.base.values import parse_named_values
 
-STEP = "tune"
-
 #: Katib algorithm name -> the ``algorithmSettings`` it accepts, with their types.
 ALGORITHMS: dict[str, dict[str, Callable[[str], Any]]] = {
     "random": {"random_state": int},
@@ -46,7 +44,7 @@ def typed_settings(algorithm: str, settings: dict[str, str]) -> dict[str, Any]:
     Raises:
         KfopsError: An unknown setting or a value of the wrong type.
     """
-    return parse_named_values(settings, ALGORITHMS[algorithm], step=STEP, owner=f"algorithm {algorithm!r}",
+    return parse_named_values(settings, ALGORITHMS[algorithm], owner=f"algorithm {algorithm!r}",
                               kind="setting")
 
 
@@ -63,7 +61,7 @@ def grid_values(parameter: ParameterLike) -> list[str]:
         step = int(parameter.step or 1)
         return [str(v) for v in range(int(low), int(high) + 1, step)]
     if parameter.step is None:
-        raise KfopsError(STEP, f"grid search needs a step for double parameter {parameter.name!r}",
+        raise KfopsError(f"grid search needs a step for double parameter {parameter.name!r}",
                          "give the parameter a step or choose another algorithm")
     count = math.floor((high - low) / parameter.step + 1e-9) + 1
     return [repr(round(low + i * parameter.step, 12)) for i in range(count)]
@@ -76,16 +74,16 @@ def validate_settings(algorithm: str, settings: dict[str, str], parameters: Sequ
         KfopsError: Unknown algorithm or setting, a bad value, or a search space the algorithm cannot handle.
     """
     if algorithm not in ALGORITHMS:
-        raise KfopsError(STEP, f"unknown tuning algorithm {algorithm!r}", f"choose one of: {', '.join(ALGORITHMS)}")
+        raise KfopsError(f"unknown tuning algorithm {algorithm!r}", f"choose one of: {', '.join(ALGORITHMS)}")
     typed_settings(algorithm, settings)
     if not parameters:
-        raise KfopsError(STEP, "the search space is empty", "give the recipe at least one search parameter")
+        raise KfopsError("the search space is empty", "give the recipe at least one search parameter")
     if algorithm == "grid":
         for parameter in parameters:
             grid_values(parameter)
     numeric = [p for p in parameters if p.type in ("double", "int")]
     if algorithm == "cmaes" and (len(numeric) < 2 or len(numeric) != len(parameters)):
-        raise KfopsError(STEP, "cmaes needs two or more numeric (double or int) parameters and no categorical ones",
+        raise KfopsError("cmaes needs two or more numeric (double or int) parameters and no categorical ones",
                          "choose tpe or random for this search space")
 
 

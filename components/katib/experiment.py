@@ -25,10 +25,9 @@ from kubeflow_katib_api.models import (
 
 from components.katib.algorithms import ALGORITHMS, validate_settings
 from kfops.base.contract import PROJECT_IMAGE, TRIAL_POD_LABELS
-from kfops.base.errors import KfopsError
+from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.recipes import Recipe, SearchParameter
 
-STEP = "tune"
 API_VERSION = "kubeflow.org/v1beta1"
 #: Name of the trial container; Katib injects the metrics collector next to it.
 TRIAL_CONTAINER = "training"
@@ -55,6 +54,7 @@ def trial_command(recipe: Recipe, dataset_uri: str) -> list[str]:
             *(f"--{p.name}=${{trialParameters.{p.name}}}" for p in recipe.search_space)]
 
 
+@in_step(Step.TUNE)
 def build_experiment(recipe: Recipe, *, name: str, namespace: str, dataset_uri: str, max_trials: int,
                      parallel_trials: int, max_failed_trials: int, algorithm: str | None = None,
                      algorithm_settings: dict[str, str] | None = None, image: str = PROJECT_IMAGE,
@@ -80,14 +80,14 @@ def build_experiment(recipe: Recipe, *, name: str, namespace: str, dataset_uri: 
     algorithm = algorithm or recipe.algorithm
     settings = algorithm_settings or {}
     if not _DNS_LABEL.match(name):
-        raise KfopsError(STEP, f"experiment name {name!r} is not a DNS label",
+        raise KfopsError(f"experiment name {name!r} is not a DNS label",
                          "use lower-case letters, digits and dashes (at most 63 characters)")
     if max_trials < 1 or parallel_trials < 1 or max_failed_trials < 0:
-        raise KfopsError(STEP, f"invalid trial counts (max={max_trials}, parallel={parallel_trials}, "
+        raise KfopsError(f"invalid trial counts (max={max_trials}, parallel={parallel_trials}, "
                                f"max failed={max_failed_trials})",
                          "use max >= 1, parallel >= 1 and max failed >= 0")
     if algorithm not in ALGORITHMS:
-        raise KfopsError(STEP, f"unknown tuning algorithm {algorithm!r}", f"choose one of: {', '.join(ALGORITHMS)}")
+        raise KfopsError(f"unknown tuning algorithm {algorithm!r}", f"choose one of: {', '.join(ALGORITHMS)}")
     validate_settings(algorithm, settings, recipe.search_space)
 
     job = {

@@ -17,7 +17,6 @@ from typing import Any
 
 from kfops.base.errors import KfopsError
 
-STEP = "best_params"
 #: Katib's value for a metric a trial never reported.
 UNAVAILABLE = "unavailable"
 
@@ -33,7 +32,7 @@ def condition(experiment: dict[str, Any]) -> tuple[str, str, str]:
     for entry in experiment.get("status", {}).get("conditions", []):
         if entry.get("type") in ("Succeeded", "Failed") and entry.get("status") == "True":
             return entry["type"], entry.get("reason", ""), entry.get("message", "")
-    raise KfopsError(STEP, f"experiment {experiment.get('metadata', {}).get('name')!r} has not finished",
+    raise KfopsError(f"experiment {experiment.get('metadata', {}).get('name')!r} has not finished",
                      "wait for the tune step to complete")
 
 
@@ -45,14 +44,12 @@ def failed_trial_reasons(result: dict[str, Any], limit: int = 3) -> str:
     return "; ".join(parts) + more
 
 
-def best_trial(result: dict[str, Any], objective_metric: str | None = None,
-               step: str = STEP) -> tuple[dict[str, str], float]:
+def best_trial(result: dict[str, Any], objective_metric: str | None = None) -> tuple[dict[str, str], float]:
     """The optimal trial's parameter assignments and objective value.
 
     Args:
         result: The tuning result (see module docstring).
         objective_metric: Expected objective metric name; checked against the experiment when given.
-        step: Step named in errors.
 
     Raises:
         KfopsError: The experiment failed, or finished without any trial reporting the objective metric.
@@ -61,12 +58,12 @@ def best_trial(result: dict[str, Any], objective_metric: str | None = None,
     name = experiment.get("metadata", {}).get("name", "?")
     kind, reason, message = condition(experiment)
     if kind == "Failed":
-        raise KfopsError(step, f"tuning experiment {name!r} failed ({reason}: {message}); failed trials: "
+        raise KfopsError(f"tuning experiment {name!r} failed ({reason}: {message}); failed trials: "
                                f"{failed_trial_reasons(result) or 'none recorded'}",
                          "read the trial logs, fix the cause (data, search space, trainer) and run again")
     spec_metric = experiment.get("spec", {}).get("objective", {}).get("objectiveMetricName")
     if objective_metric and spec_metric and spec_metric != objective_metric:
-        raise KfopsError(step, f"experiment {name!r} optimised {spec_metric!r}, expected {objective_metric!r}",
+        raise KfopsError(f"experiment {name!r} optimised {spec_metric!r}, expected {objective_metric!r}",
                          "pass the result of the tune step for the same recipe")
     optimal = experiment.get("status", {}).get("currentOptimalTrial") or {}
     assignments = {a["name"]: a["value"] for a in optimal.get("parameterAssignments") or []}
@@ -74,7 +71,7 @@ def best_trial(result: dict[str, Any], objective_metric: str | None = None,
     metric = metrics.get(spec_metric or objective_metric or "")
     value = _objective_value(metric, experiment.get("spec", {}).get("objective", {}).get("type", "minimize"))
     if not assignments or value is None:
-        raise KfopsError(step, f"experiment {name!r} finished ({reason}) but no trial reported "
+        raise KfopsError(f"experiment {name!r} finished ({reason}) but no trial reported "
                                f"{spec_metric or objective_metric!r}; {failed_trial_reasons(result)}",
                          "check that the trainer prints the objective metric as name=value")
     return assignments, value

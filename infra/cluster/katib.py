@@ -10,46 +10,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kfops.base.errors import KfopsError
+from infra.cluster.kube import custom_objects_api
+from kfops.base.errors import KfopsError, Step, in_step
 
-STEP = "tune"
 GROUP, VERSION = "kubeflow.org", "v1beta1"
-SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-
-
-def current_namespace(default: str = "kubeflow-user-example-com") -> str:
-    """The namespace this pod runs in (pipeline steps run in the user's namespace), else ``default``."""
-    try:
-        with open(SERVICE_ACCOUNT_NAMESPACE) as handle:
-            return handle.read().strip() or default
-    except OSError:
-        return default
-
-
-def load_kubernetes_config(step: str) -> None:
-    """Use the pod's service account in a cluster, else the local kube config.
-
-    Raises:
-        KfopsError: Neither is available.
-    """
-    from kubernetes import config
-    from kubernetes.config.config_exception import ConfigException
-
-    try:
-        config.load_incluster_config()
-    except ConfigException:
-        try:
-            config.load_kube_config()
-        except (ConfigException, OSError) as error:
-            raise KfopsError(step, f"no Kubernetes configuration found ({error})",
-                             "run this step inside the cluster, or choose the local target") from error
-
-
-def _custom_objects_api() -> Any:
-    from kubernetes import client
-
-    load_kubernetes_config(STEP)
-    return client.CustomObjectsApi()
 
 
 def trial_record(trial: dict[str, Any]) -> dict[str, Any]:
@@ -74,15 +38,35 @@ def finished(experiment: dict[str, Any]) -> bool:
                for c in (experiment.get("status") or {}).get("conditions") or [])
 
 
+#: Trial conditions after which a trial does not change any more.
+FINAL_CONDITIONS = ("Succeeded", "Failed", "Killed", "MetricsUnavailable", "EarlyStopped")
+#: Label Katib puts on an Experiment's Trials.
+EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
+
+
+def list_trials(api: Any, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The trial records of Experiment ``namespace/name``."""
+    trials = api.list_namespaced_custom_object(GROUP, VERSION, namespace, "trials",
+                                               label_selector=f"{EXPERIMENT_LABEL}={name}")
+    return [trial_record(t) for t in trials.get("items", [])]
+
+
+def read_result(api: Any, namespace: str, name: str) -> dict[str, Any]:
+    """The tuning result of a finished Experiment (see :mod:`components.katib.results`)."""
+    experiment = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "experiments", name)
+    return {"executor": "katib", "experiment": experiment, "trials": list_trials(api, namespace, name)}
+
+
+@in_step(Step.TUNE)
 def run_on_cluster(experiment: dict[str, Any], *, timeout: float = 3600, poll: float = 10,
-                   report: Callable[[dict[str, Any]], None] | None = None, api: Any = None) -> dict[str, Any]:
+                   on_trial: Callable[[dict[str, Any]], None] | None = None, api: Any = None) -> dict[str, Any]:
     """Create ``experiment``, wait until Katib finishes it, and return the tuning result.
 
     Args:
         experiment: The Experiment from :func:`components.katib.experiment.build_experiment`.
         timeout: Seconds to wait before giving up (the Experiment is left in place for inspection).
         poll: Seconds between status reads.
-        report: Called with the experiment's status after each read (progress logging).
+        on_trial: Told about each trial once it reached a final condition, with its record.
         api: A ``kubernetes.client.CustomObjectsApi``; created from the in-cluster or local config when omitted.
 
     Raises:
@@ -90,28 +74,29 @@ def run_on_cluster(experiment: dict[str, Any], *, timeout: float = 3600, poll: f
     """
     from kubernetes.client.exceptions import ApiException
 
-    api = api or _custom_objects_api()
+    api = api or custom_objects_api()
     name = experiment["metadata"]["name"]
     namespace = experiment["metadata"]["namespace"]
     try:
         api.create_namespaced_custom_object(GROUP, VERSION, namespace, "experiments", experiment)
     except ApiException as error:
-        raise KfopsError(STEP, f"Katib refused Experiment {namespace}/{name}: {error.status} {error.reason} "
-                               f"{(error.body or '')[:500]}",
+        raise KfopsError(f"Katib refused Experiment {namespace}/{name}: {error.status} {error.reason} "
+                         f"{(error.body or '')[:500]}",
                          "check the Katib installation and the pipeline service account's RBAC") from error
     deadline = time.monotonic() + timeout
+    reported: set[str] = set()
     while True:
         current = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "experiments", name)
-        if report:
-            report(current.get("status") or {})
+        trials = list_trials(api, namespace, name)
+        for trial in trials:
+            if trial["condition"] in FINAL_CONDITIONS and trial["name"] not in reported:
+                reported.add(trial["name"])
+                if on_trial is not None:
+                    on_trial(trial)
         if finished(current):
-            break
+            return {"executor": "katib", "experiment": current, "trials": trials}
         if time.monotonic() > deadline:
-            raise KfopsError(STEP, f"Experiment {namespace}/{name} did not finish within {timeout:.0f} s",
+            raise KfopsError(f"Experiment {namespace}/{name} did not finish within {timeout:.0f} s",
                              f"inspect it with `kubectl -n {namespace} describe experiment {name}`; raise the "
                              "timeout or lower maxTrialCount")
         time.sleep(poll)
-    trials = api.list_namespaced_custom_object(GROUP, VERSION, namespace, "trials",
-                                               label_selector=f"katib.kubeflow.org/experiment={name}")
-    return {"executor": "katib", "experiment": current,
-            "trials": [trial_record(t) for t in trials.get("items", [])]}

@@ -30,7 +30,7 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockMonitor
 
 from infra.cluster.validate import validate_all
-from kfops.base.errors import KfopsError
+from kfops.base.errors import KfopsError, in_step
 from kfops.base.paths import REPO_ROOT
 
 PROGRAM = REPO_ROOT / "infra" / "__main__.py"
@@ -47,7 +47,6 @@ MARKER = ".kfops-render"
 APPLY_ORDER = ("Namespace", "Profile", "ServiceAccount", "Role", "RoleBinding", "Secret", "ConfigMap", "PodDefault",
                "PersistentVolumeClaim", "Service", "Deployment", "Job", "Pipeline", "PipelineVersion")
 
-_STEP = "render"
 _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 #: Provider-side components and Helm releases: recorded as references, not as Kubernetes objects.
 _NOT_OBJECTS = ("kubernetes:helm.sh/", "kubernetes:kustomize", "kubernetes:yaml")
@@ -324,12 +323,12 @@ def load_stack_config(stack: str, root: Path = REPO_ROOT) -> tuple[str, dict[str
     stacks = sorted(path.name[len("Pulumi."):-len(".yaml")] for path in root.glob("Pulumi.*.yaml"))
     path = root / f"Pulumi.{stack}.yaml"
     if not _STACK_NAME.match(stack) or not path.is_file():
-        raise KfopsError(_STEP, f"no stack config for stack {stack!r} ({path.name} not found in {root})",
+        raise KfopsError(f"no stack config for stack {stack!r} ({path.name} not found in {root})",
                          f"use one of: {', '.join(stacks) or 'none'} (or create {path.name})")
     project = str(_read_yaml(root / "Pulumi.yaml").get("name", "kfops"))
     entries = _read_yaml(path).get("config") or {}
     if not isinstance(entries, dict):
-        raise KfopsError(_STEP, f"{path.name}: 'config' is not a mapping", "write config as `kfops:key: value`")
+        raise KfopsError(f"{path.name}: 'config' is not a mapping", "write config as `kfops:key: value`")
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in entries.items():
@@ -350,12 +349,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as error:
-        raise KfopsError(_STEP, f"cannot read {path}: {error}", f"fix {path.name}") from error
+        raise KfopsError(f"cannot read {path}: {error}", f"fix {path.name}") from error
     if not isinstance(loaded, dict):
-        raise KfopsError(_STEP, f"{path} is not a YAML mapping", f"fix {path.name}")
+        raise KfopsError(f"{path} is not a YAML mapping", f"fix {path.name}")
     return loaded
 
 
+@in_step("render")
 def render_stack(stack: str, out: Path, root: Path = REPO_ROOT) -> list[Path]:
     """Render a stack's Kubernetes objects to ``out``, one YAML file per object, and validate them.
 
@@ -381,10 +381,10 @@ def render_stack(stack: str, out: Path, root: Path = REPO_ROOT) -> list[Path]:
     except KfopsError:
         raise
     except ModuleNotFoundError as error:
-        raise KfopsError(_STEP, f"the Pulumi program cannot import {error.name}: {error}",
+        raise KfopsError(f"the Pulumi program cannot import {error.name}: {error}",
                          "install the project (`make venv`) so that pipelines.compile is importable") from error
     except Exception as error:
-        raise KfopsError(_STEP, f"the Pulumi program failed under the mock runtime: {type(error).__name__}: {error}",
+        raise KfopsError(f"the Pulumi program failed under the mock runtime: {type(error).__name__}: {error}",
                          "run with KFOPS_DEBUG=1 to see the traceback") from error
 
     _prepare(out)
@@ -410,7 +410,7 @@ def render_stack(stack: str, out: Path, root: Path = REPO_ROOT) -> list[Path]:
 def _prepare(out: Path) -> None:
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).is_file():
-            raise KfopsError(_STEP, f"{out} exists and holds files kfops render did not write",
+            raise KfopsError(f"{out} exists and holds files kfops render did not write",
                              "choose an empty or new directory for --out")
         for stale in out.glob("*.yaml"):
             stale.unlink()

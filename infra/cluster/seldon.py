@@ -12,21 +12,22 @@ from typing import Any
 
 from components.deploy import (
     GROUP,
-    STEP,
     VERSION,
     Deployed,
     ServingSettings,
     check_compatibility,
     cluster_runtimes,
+    endpoint_url,
     license_warnings,
     resolve_champion,
     seldon_deployment,
 )
-from infra.cluster.katib import current_namespace, load_kubernetes_config
-from kfops.base.errors import KfopsError
+from infra.cluster.kube import current_namespace, load_kubernetes_config
+from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.paths import REPO_ROOT
 
 
+@in_step(Step.DEPLOY)
 def deploy_on_cluster(champion_uri: str, *, protocols: tuple[str, ...], settings: ServingSettings,
                       namespace: str = "", timeout: float = 600) -> Deployed:
     """Serve the model ``champion_uri`` names with Seldon Core in ``namespace`` (the pod's own when empty).
@@ -45,9 +46,7 @@ def deploy_on_cluster(champion_uri: str, *, protocols: tuple[str, ...], settings
     endpoints = {}
     for protocol, manifest in zip(protocols, manifests, strict=True):
         apply_and_wait(manifest, timeout=timeout)
-        service = f"{manifest['metadata']['name']}-{settings.predictor_name}"
-        path = f"/v2/models/{name}/infer" if protocol == "v2" else "/api/v1.0/predictions"
-        endpoints[protocol] = f"http://{service}.{namespace}.svc.cluster.local:8000{path}"
+        endpoints[protocol] = endpoint_url(protocol, name, settings, namespace)
     return Deployed(name, version, "seldon", endpoints, manifests, license_warnings(settings))
 
 
@@ -58,7 +57,7 @@ class SeldonDeployments:
         from kubernetes import client, dynamic
 
 
-        load_kubernetes_config(STEP)
+        load_kubernetes_config()
         self.client = dynamic.DynamicClient(client.ApiClient())
         self.resource = self.client.resources.get(api_version=f"{GROUP}/{VERSION}", kind="SeldonDeployment")
 
@@ -93,7 +92,7 @@ def apply_and_wait(manifest: dict[str, Any], *, timeout: float, poll: float = 5,
     try:
         api.apply(manifest)
     except ApiException as error:
-        raise KfopsError(STEP, f"Seldon refused SeldonDeployment {namespace}/{name}: {error.status} "
+        raise KfopsError(f"Seldon refused SeldonDeployment {namespace}/{name}: {error.status} "
                                f"{(error.body or '')[:400]}", "check the Seldon Core installation") from error
     deadline = time.monotonic() + timeout
     state, reason = "", ""
@@ -110,7 +109,7 @@ def apply_and_wait(manifest: dict[str, Any], *, timeout: float, poll: float = 5,
         fix = "the previous model keeps serving; inspect the new pods with kubectl describe"
     else:
         fix = f"inspect it with `kubectl -n {namespace} describe seldondeployment {name}`"
-    raise KfopsError(STEP, f"SeldonDeployment {namespace}/{name} is {state or 'not Available'} after "
+    raise KfopsError(f"SeldonDeployment {namespace}/{name} is {state or 'not Available'} after "
                            f"{timeout:.0f} s ({reason or 'no reason given'})", fix)
 
 

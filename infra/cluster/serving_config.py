@@ -64,9 +64,8 @@ class ServingConfig(pulumi.ComponentResource):
             f"{name}-settings", metadata=object_meta(CONFIG_MAP_NAME, args.namespace, _COMPONENT),
             data={
                 "SELDON_CORE_VERSION": args.seldon_version,
-                # The rclone initializer of the same release reads RCLONE_CONFIG_S3_* from this secret.
+                # Seldon's rclone storage initializer reads RCLONE_CONFIG_S3_* from this secret.
                 "SELDON_ENV_SECRET_REF_NAME": SELDON_S3_SECRET_NAME,
-                "SELDON_STORAGE_INITIALIZER_IMAGE": f"seldonio/rclone-storage-initializer:{args.seldon_version}",
                 "SELDON_DEPLOYMENT_NAME": args.deployment_name,
                 "SELDON_PREDICTOR_NAME": args.predictor_name,
             },

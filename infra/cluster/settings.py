@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from kfops.base.contract import SELDON_DEPLOYMENT_NAME, SELDON_PREDICTOR_NAME
-from kfops.base.errors import KfopsError
+from kfops.base.errors import KfopsError, in_step
 from kfops.base.seldon_versions import DEFAULT_SELDON_CORE_VERSION, parse_version
 
 #: Config namespace of every key (the project name in ``Pulumi.yaml``).
@@ -26,7 +26,6 @@ CONFIG_NAMESPACE = "kfops"
 #: Keys whose values are credentials: they must be set with ``pulumi config set --secret``.
 SECRET_KEYS = ("s3AccessKey", "s3SecretKey")
 
-_STEP = "pulumi config"
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
@@ -36,7 +35,7 @@ def _key(name: str) -> str:
 
 
 def _config_error(name: str, problem: str, fix: str | None = None) -> KfopsError:
-    return KfopsError(_STEP, f"{_key(name)} {problem}", fix or f"pulumi config set {_key(name)} <value>")
+    return KfopsError(f"{_key(name)} {problem}", fix or f"pulumi config set {_key(name)} <value>")
 
 
 @dataclass(frozen=True)
@@ -171,6 +170,7 @@ class StackSettings(BaseModel):
         return self
 
     @classmethod
+    @in_step("pulumi config")
     def from_config(cls, values: Mapping[str, Any], secret_keys: Collection[str] = ()) -> StackSettings:
         """Build settings from a stack's config values.
 
@@ -193,7 +193,7 @@ class StackSettings(BaseModel):
             if name not in known:
                 close = difflib.get_close_matches(name, sorted(known), n=1)
                 hint = f"did you mean {_key(close[0])}?" if close else "see infra/cluster/settings.py for the keys"
-                raise KfopsError(_STEP, f"unknown config key {_key(name)}",
+                raise KfopsError(f"unknown config key {_key(name)}",
                                  f"{hint} (pulumi config rm {_key(name)})")
         for name in SECRET_KEYS:
             if name in ours and _key(name) not in secret_keys:

@@ -37,8 +37,9 @@ class ManifestError(KfopsError):
     def __init__(self, obj: dict[str, Any], path: str, problem: str) -> None:
         self.object_ref = describe(obj)
         self.path = path
-        super().__init__("validate", f"{self.object_ref}: {path or '<object>'}: {problem}",
-                         "correct the field where the object is built; the schemas are in infra/cluster/schemas/")
+        super().__init__(f"{self.object_ref}: {path or '<object>'}: {problem}",
+                         "correct the field where the object is built; the schemas are in infra/cluster/schemas/",
+                         step="validate")
 
 
 def describe(obj: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ import yaml
 from infra.cluster.kfp_api import KfpPipelineVersion, KfpRecurringRun
 from infra.cluster.meta import child_options, object_meta
 from kfops.base.contract import PIPELINE_NAME, PIPELINE_SERVICE_ACCOUNT
-from kfops.base.errors import KfopsError
+from kfops.base.errors import KfopsError, in_step
 
 _COMPONENT = "workflow"
 _GROUP_VERSION = "pipelines.kubeflow.org/v2beta1"
@@ -41,6 +41,7 @@ class CompiledPipeline:
     description: str
 
     @classmethod
+    @in_step("workflow")
     def parse(cls, text: str) -> CompiledPipeline:
         """Read the YAML a KFP compiler wrote.
 
@@ -56,13 +57,13 @@ class CompiledPipeline:
         try:
             documents = [doc for doc in yaml.safe_load_all(text) if doc]
         except yaml.YAMLError as error:
-            raise KfopsError("workflow", f"the compiled pipeline is not YAML: {error}",
+            raise KfopsError(f"the compiled pipeline is not YAML: {error}",
                              "compile it with `kfops pipeline compile` and check the output") from error
         if not documents or not {"pipelineInfo", "root"} <= set(documents[0]):
-            raise KfopsError("workflow", "the compiled pipeline has no pipelineInfo/root: not a KFP v2 IR document",
+            raise KfopsError("the compiled pipeline has no pipelineInfo/root: not a KFP v2 IR document",
                              "pass the YAML kfp.compiler.Compiler writes (kfops pipeline compile)")
         if len(documents) > 2:
-            raise KfopsError("workflow", f"the compiled pipeline has {len(documents)} YAML documents, expected 1-2",
+            raise KfopsError(f"the compiled pipeline has {len(documents)} YAML documents, expected 1-2",
                              "pass one pipeline's compiled YAML")
         spec = documents[0]
         platform = documents[1] if len(documents) == 2 else None

@@ -54,9 +54,7 @@ def load_or_create(path: Path) -> S3Credentials:
         if not (_ACCESS_KEY.match(creds.access_key_id) and _SECRET_KEY.match(creds.secret_access_key)):
             raise ValueError("keys do not have the expected shape")
     except (ValueError, KeyError, TypeError) as error:
-        raise KfopsError(
-            "local up",
-            f"credentials file {path} is corrupted ({type(error).__name__}: {error})",
+        raise KfopsError(f"credentials file {path} is corrupted ({type(error).__name__}: {error})",
             f"delete {path} and run `kfops local up` again to generate new credentials (stored objects are kept)",
         ) from error
     return creds

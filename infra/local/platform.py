@@ -21,7 +21,7 @@ from infra.local.processes import (
 )
 from infra.local.services import ensure_buckets, mlflow_spec, s3_env, seaweedfs_spec
 from infra.local.settings import LocalSettings
-from kfops.base.errors import KfopsError
+from kfops.base.errors import KfopsError, in_step
 
 #: Services ``up`` starts, in start order.
 PLATFORM_SERVICES = ("seaweedfs", "mlflow")
@@ -97,7 +97,7 @@ class LocalPlatform:
         """Log file of ``service`` (stdout and stderr, appended across restarts)."""
         return self.state_dir / "logs" / f"{service}.log"
 
-    def _prepare_state_dir(self, step: str) -> None:
+    def _prepare_state_dir(self) -> None:
         try:
             # Owner-only: the state dir holds credentials and every stored object.
             self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -106,15 +106,16 @@ class LocalPlatform:
             probe.write_text("")
             probe.unlink()
         except OSError as error:
-            raise KfopsError(step, f"state dir {self.state_dir} is not writable ({error.strerror})",
+            raise KfopsError(f"state dir {self.state_dir} is not writable ({error.strerror})",
                              "choose a writable directory with --state-dir or KFOPS_STATE_DIR, or fix its "
                              "permissions") from error
 
-    def _require_state_dir(self, step: str) -> None:
+    def _require_state_dir(self) -> None:
         if not self.state_dir.is_dir():
-            raise KfopsError(step, f"no local platform state at {self.state_dir}",
+            raise KfopsError(f"no local platform state at {self.state_dir}",
                              "run `kfops local up` first (or pass the --state-dir it used)")
 
+    @in_step("local up")
     def up(self, report: Reporter = lambda _message: None) -> list[ServiceStatus]:
         """Start whatever platform service is not running; a no-op for services that are already healthy.
 
@@ -127,7 +128,7 @@ class LocalPlatform:
         Raises:
             KfopsError: A service could not start. Everything this call started has been stopped again.
         """
-        self._prepare_state_dir("local up")
+        self._prepare_state_dir()
         with self.store.locked():
             # Later commands (e.g. the deploy step, in another process) serve with the settings of this `up`.
             credentials.write_private(self.state_dir / SETTINGS_FILE,
@@ -170,6 +171,7 @@ class LocalPlatform:
             return mlflow_spec(self.settings, self.state_dir, creds, records["seaweedfs"].url)
         raise ValueError(f"unknown platform service {name!r}")
 
+    @in_step("local down")
     def down(self, report: Reporter = lambda _message: None) -> list[str]:
         """Stop every recorded service.
 
@@ -213,18 +215,18 @@ class LocalPlatform:
         """The raw process records (ports included) of the state dir."""
         return self.store.load() if self.state_dir.is_dir() else {}
 
+    @in_step("local env")
     def env(self) -> dict[str, str]:
         """Environment variables that point S3 clients and MLflow at the running platform.
 
         Raises:
             KfopsError: The platform is not running.
         """
-        step = "local env"
-        self._require_state_dir(step)
+        self._require_state_dir()
         records = self.store.load()
         missing = [name for name in PLATFORM_SERVICES if name not in records or not is_running(records[name])]
         if missing:
-            raise KfopsError(step, f"the local platform is not running (missing: {', '.join(missing)})",
+            raise KfopsError(f"the local platform is not running (missing: {', '.join(missing)})",
                              "run `kfops local up`")
         creds = credentials.load_or_create(self.credentials_path)
         return {

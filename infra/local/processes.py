@@ -137,7 +137,7 @@ def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: floa
             fix = f"stop the program using it (`ss -ltnp 'sport = :{port}'` shows it)"
             if setting:
                 fix += f" or choose another port with {setting}"
-            raise KfopsError("local up", f"port {port} ({spec.title} {role}) is already in use on {HOST}", fix)
+            raise KfopsError(f"port {port} ({spec.title} {role}) is already in use on {HOST}", fix)
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
@@ -153,7 +153,7 @@ def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: floa
                 start_new_session=True,
             )
         except OSError as error:
-            raise KfopsError("local up", f"cannot execute {spec.argv[0]} for {spec.title}: {error}",
+            raise KfopsError(f"cannot execute {spec.argv[0]} for {spec.title}: {error}",
                              "reinstall the environment with `make venv`") from error
     record = ServiceRecord(
         name=spec.name,
@@ -181,17 +181,13 @@ def _wait_ready(proc: subprocess.Popen[bytes], spec: ServiceSpec, log_path: Path
         if code is not None:
             last = tail(log_path, 8).strip().splitlines()
             reason = last[-1].strip() if last else "no output"
-            raise KfopsError(
-                "local up",
-                f"{spec.title} exited during start-up with code {code} (last log line: {reason!r})",
+            raise KfopsError(f"{spec.title} exited during start-up with code {code} (last log line: {reason!r})",
                 f"read {log_path} for the full log, correct the cause and run `kfops local up` again",
             )
         if http_ok(spec.ready_url):
             return
         if time.monotonic() > deadline:
-            raise KfopsError(
-                "local up",
-                f"{spec.title} was not ready at {spec.ready_url} within {timeout:.0f} s",
+            raise KfopsError(f"{spec.title} was not ready at {spec.ready_url} within {timeout:.0f} s",
                 f"read {log_path}; on a slow machine raise KFOPS_STARTUP_TIMEOUT",
             )
         time.sleep(delay)
@@ -265,9 +261,7 @@ class StateStore:
         except FileNotFoundError:
             return {}
         except (ValueError, KeyError, TypeError) as error:
-            raise KfopsError(
-                "local",
-                f"process records {self.path} are unreadable ({error})",
+            raise KfopsError(f"process records {self.path} are unreadable ({error})",
                 "stop any kfops services still running (see `ps -ef`), delete the file and run `kfops local up`",
             ) from error
 

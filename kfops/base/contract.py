@@ -43,8 +43,10 @@ SELDON_S3_SECRET_NAME: Final = "kfops-seldon-s3"
 #: ServiceAccount pipeline runs use; its Role grants only what the workflow does in its namespace.
 PIPELINE_SERVICE_ACCOUNT: Final = "kfops-pipeline-runner"
 
+#: Bucket of the cleaned datasets (content-addressed keys, see the store step).
+DATASETS_BUCKET: Final = "datasets"
 #: Buckets the workflow writes to: KFP artifacts, MLflow artifacts, ingested datasets.
-BUCKETS: Final = ("mlpipeline", "mlflow", "datasets")
+BUCKETS: Final = ("mlpipeline", "mlflow", DATASETS_BUCKET)
 
 #: Where MLflow stores run and model artifacts (locally and on a cluster).
 MLFLOW_ARTIFACT_ROOT: Final = "s3://mlflow/artifacts"
@@ -56,6 +58,9 @@ SELDON_PREDICTOR_NAME: Final = "default"
 
 #: ConfigMap with the Seldon settings the deploy step reads (written by the Pulumi program's ServingConfig).
 SERVING_CONFIG_MAP: Final = "kfops-serving"
+#: Its keys; the deploy step receives each as an environment variable of the same name.
+SERVING_CONFIG_KEYS: Final = ("SELDON_CORE_VERSION", "SELDON_ENV_SECRET_REF_NAME", "SELDON_DEPLOYMENT_NAME",
+                              "SELDON_PREDICTOR_NAME")
 
 #: Name of the pipeline as deployed (Pipeline object / KFP pipeline name).
 PIPELINE_NAME: Final = "kfops-train-and-serve"

@@ -197,10 +197,9 @@ IRIS = Recipe(
 )
 
 RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (WINE_QUALITY, CHURN, IRIS)}
-DEFAULT_RECIPE = WINE_QUALITY.name
 
 
-def get_recipe(name: str, step: str = "recipe") -> Recipe:
+def get_recipe(name: str) -> Recipe:
     """The recipe called ``name``.
 
     Raises:
@@ -209,4 +208,4 @@ def get_recipe(name: str, step: str = "recipe") -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
-        raise KfopsError(step, f"unknown recipe {name!r}", f"choose one of: {', '.join(sorted(RECIPES))}") from None
+        raise KfopsError(f"unknown recipe {name!r}", f"choose one of: {', '.join(sorted(RECIPES))}") from None

@@ -26,11 +26,10 @@ def endpoint_url() -> str | None:
     return None
 
 
-def s3_client(step: str, connect_timeout: float = 5.0, attempts: int = 3) -> Any:
+def s3_client(connect_timeout: float = 5.0, attempts: int = 3) -> Any:
     """A boto3 S3 client for the configured endpoint.
 
     Args:
-        step: Step name used in error messages.
         connect_timeout: Seconds to wait for a TCP connection.
         attempts: Total attempts per request (boto3's standard retry mode, with backoff).
 
@@ -43,7 +42,7 @@ def s3_client(step: str, connect_timeout: float = 5.0, attempts: int = 3) -> Any
     access_key = os.environ.get("AWS_ACCESS_KEY_ID")
     secret_key = os.environ.get("AWS_SECRET_ACCESS_KEY")
     if not access_key or not secret_key:
-        raise KfopsError(step, "no S3 credentials in the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)",
+        raise KfopsError("no S3 credentials in the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)",
                          'locally run `eval "$(kfops local env)"`; on a cluster label the pod for the '
                          "access-minio PodDefault or mount the mlpipeline-minio-artifact secret")
     return boto3.client(
@@ -58,7 +57,7 @@ def s3_client(step: str, connect_timeout: float = 5.0, attempts: int = 3) -> Any
     )
 
 
-def parse_s3_uri(uri: str, step: str) -> tuple[str, str]:
+def parse_s3_uri(uri: str) -> tuple[str, str]:
     """Split ``s3://bucket/key`` into bucket and key.
 
     Raises:
@@ -67,7 +66,7 @@ def parse_s3_uri(uri: str, step: str) -> tuple[str, str]:
     parsed = urlparse(uri)
     key = parsed.path.lstrip("/")
     if parsed.scheme != "s3" or not parsed.netloc or not key:
-        raise KfopsError(step, f"{uri!r} is not an S3 object URI", "use the form s3://bucket/path/to/object")
+        raise KfopsError(f"{uri!r} is not an S3 object URI", "use the form s3://bucket/path/to/object")
     return parsed.netloc, key
 
 

@@ -9,7 +9,7 @@ import urllib.request
 from kfops.base.errors import KfopsError
 
 
-def require_tracking_server(step: str, timeout: float = 5.0) -> str:
+def require_tracking_server(timeout: float = 5.0) -> str:
     """Check that ``MLFLOW_TRACKING_URI`` names a reachable MLflow server before a step starts changing things.
 
     MLflow's client retries an unreachable server for minutes and can fail half-way through a registration; this
@@ -23,7 +23,7 @@ def require_tracking_server(step: str, timeout: float = 5.0) -> str:
     """
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if not uri:
-        raise KfopsError(step, "MLFLOW_TRACKING_URI is not set",
+        raise KfopsError("MLFLOW_TRACKING_URI is not set",
                          'locally run `eval "$(kfops local env)"`; on a cluster label the pod for the '
                          "mlflow-server-minio PodDefault")
     if uri.startswith(("http://", "https://")):
@@ -31,9 +31,9 @@ def require_tracking_server(step: str, timeout: float = 5.0) -> str:
             with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:  # noqa: S310
                 healthy = response.status == 200
         except (urllib.error.URLError, OSError) as error:
-            raise KfopsError(step, f"MLflow tracking server {uri} is unreachable ({error})",
+            raise KfopsError(f"MLflow tracking server {uri} is unreachable ({error})",
                              "start it (locally: `kfops local up`) or fix MLFLOW_TRACKING_URI") from error
         if not healthy:
-            raise KfopsError(step, f"MLflow tracking server {uri} is not healthy",
+            raise KfopsError(f"MLflow tracking server {uri} is not healthy",
                              "read its log (locally: `kfops local logs mlflow`)")
     return uri

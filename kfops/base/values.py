@@ -8,14 +8,13 @@ from typing import Any
 from kfops.base.errors import KfopsError
 
 
-def parse_named_values(raw: Mapping[str, str], types: Mapping[str, Callable[[str], Any]], *, step: str,
-                       owner: str, kind: str) -> dict[str, Any]:
+def parse_named_values(raw: Mapping[str, str], types: Mapping[str, Callable[[str], Any]], *, owner: str,
+                       kind: str) -> dict[str, Any]:
     """Convert ``raw`` values with the converter ``types`` names for each key.
 
     Args:
         raw: Name -> string value.
         types: Name -> converter (``int``, ``float``, ``str``...); names not here are refused.
-        step: Step named in errors.
         owner: What the names belong to, for errors (``"elasticnet"``, ``"algorithm 'tpe'"``).
         kind: What a name is, for errors (``"hyperparameter"``, ``"setting"``).
 
@@ -25,11 +24,11 @@ def parse_named_values(raw: Mapping[str, str], types: Mapping[str, Callable[[str
     parsed: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in types:
-            raise KfopsError(step, f"{owner} has no {kind} {name!r}", f"use only: {', '.join(types) or 'none'}")
+            raise KfopsError(f"{owner} has no {kind} {name!r}", f"use only: {', '.join(types) or 'none'}")
         convert = types[name]
         try:
             parsed[name] = int(float(value)) if convert is int and float(value).is_integer() else convert(value)
         except ValueError as error:
-            raise KfopsError(step, f"{kind} {name}={value!r} is not a valid {convert.__name__}",
+            raise KfopsError(f"{kind} {name}={value!r} is not a valid {convert.__name__}",
                              f"pass a {convert.__name__} value") from error
     return parsed

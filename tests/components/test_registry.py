@@ -104,7 +104,7 @@ def test_unreachable_mlflow_fails_fast_before_writing(dataset_uri: str, model_na
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(KfopsError, match=r"\[train\] MLflow tracking server .* is unreachable"):
         train_and_register(WINE_QUALITY, dataset_uri, GOOD, model_name=model_name, experiment="tests")
-    with pytest.raises(KfopsError, match=r"\[register_and_promote\] MLflow tracking server .* is unreachable"):
+    with pytest.raises(KfopsError, match=r"\[register-and-promote\] MLflow tracking server .* is unreachable"):
         register_and_promote("winequality", model_name, "1", dataset_uri)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
     assert not mlflow.MlflowClient().search_model_versions(f"name='{model_name}'")

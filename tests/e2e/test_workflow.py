@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from components.summary import RunSummary
 from infra.local.platform import LocalPlatform
 from kfops.base.recipes import WINE_QUALITY
-from tests.e2e.targets import KindTarget, LocalTarget, Outcome, Target
+from tests.e2e.targets import KindTarget, LocalTarget, Target
 from trainer.train import run_trial
 
 pytestmark = pytest.mark.e2e
@@ -30,77 +31,77 @@ def workflow_target(target: str, tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.fixture(scope="module")
-def outcome(workflow_target: Target) -> Outcome:
+def outcome(workflow_target: Target) -> RunSummary:
     return workflow_target.run(recipe="winequality", max_trials=TRIALS, parallel_trials=2, max_failed_trials=1,
                                model_name="e2e-winequality", offline=True, serving_protocol="both")
 
 
-def test_every_trial_is_recorded(outcome: Outcome) -> None:
-    assert outcome.tuning["trials"] == TRIALS
-    assert outcome.tuning["succeeded"] == TRIALS
-    assert outcome.tuning["reason"] == "ExperimentMaxTrialsReached"
-    assert set(outcome.tuning["best_params"]) == {"alpha", "l1_ratio"}
+def test_every_trial_is_recorded(outcome: RunSummary) -> None:
+    assert outcome.tuning.trials == TRIALS
+    assert outcome.tuning.succeeded == TRIALS
+    assert outcome.tuning.reason == "ExperimentMaxTrialsReached"
+    assert set(outcome.tuning.best_params) == {"alpha", "l1_ratio"}
 
 
-def test_tuned_model_beats_the_untuned_baseline(outcome: Outcome) -> None:
-    baseline = run_trial(WINE_QUALITY, outcome.dataset_uri, BASELINE)["rmse"]
-    assert outcome.tuning["objective"] <= baseline
-    retrained = run_trial(WINE_QUALITY, outcome.dataset_uri, outcome.tuning["best_params"])["rmse"]
-    assert retrained == pytest.approx(outcome.tuning["objective"], rel=1e-4), "trials must be reproducible"
+def test_tuned_model_beats_the_untuned_baseline(outcome: RunSummary) -> None:
+    baseline = run_trial(WINE_QUALITY, outcome.training.dataset_uri, BASELINE)["rmse"]
+    assert outcome.tuning.objective <= baseline
+    retrained = run_trial(WINE_QUALITY, outcome.training.dataset_uri, outcome.tuning.best_params)["rmse"]
+    assert retrained == pytest.approx(outcome.tuning.objective, rel=1e-4), "trials must be reproducible"
 
 
-def test_registered_version_has_params_metrics_and_signature(outcome: Outcome) -> None:
+def test_registered_version_has_params_metrics_and_signature(outcome: RunSummary) -> None:
     import mlflow
 
     client = mlflow.MlflowClient()
-    version = client.get_model_version(outcome.training["model"], outcome.training["version"])
+    version = client.get_model_version(outcome.training.model, outcome.training.version)
     run = client.get_run(version.run_id)
-    for name, value in outcome.tuning["best_params"].items():
+    for name, value in outcome.tuning.best_params.items():
         assert float(run.data.params[name]) == pytest.approx(float(value))
     assert {"test_rmse", "test_mae", "test_r2"} <= set(run.data.metrics)
-    info = mlflow.models.get_model_info(f"models:/{outcome.training['model']}/{outcome.training['version']}")
+    info = mlflow.models.get_model_info(outcome.training.uri)
     assert info.signature is not None
     assert len(info.signature.inputs.inputs) == 11
-    assert outcome.training["source"].startswith("s3://mlflow/")
+    assert outcome.training.source.startswith("s3://mlflow/")
 
 
-def test_first_model_becomes_champion(outcome: Outcome) -> None:
+def test_first_model_becomes_champion(outcome: RunSummary) -> None:
     import mlflow
 
-    assert outcome.decision["promoted"]
-    champion = mlflow.MlflowClient().get_model_version_by_alias(outcome.decision["model_name"], "champion")
-    assert champion.version == outcome.training["version"]
+    assert outcome.promoted
+    champion = mlflow.MlflowClient().get_model_version_by_alias(outcome.training.model, "champion")
+    assert champion.version == outcome.training.version
 
 
-def test_a_deliberately_worse_model_is_not_promoted(outcome: Outcome, tmp_path: Path) -> None:
+def test_a_deliberately_worse_model_is_not_promoted(outcome: RunSummary, tmp_path: Path) -> None:
     import mlflow
 
     from components.promote import register_and_promote
     from trainer.train import train_and_register
 
-    name = outcome.decision["model_name"]
-    worse = train_and_register(WINE_QUALITY, outcome.dataset_uri, WORSE, model_name=name, experiment="e2e")
-    decision = register_and_promote("winequality", name, worse.version, outcome.dataset_uri)
+    name = outcome.training.model
+    worse = train_and_register(WINE_QUALITY, outcome.training.dataset_uri, WORSE, model_name=name, experiment="e2e")
+    decision = register_and_promote("winequality", name, worse.version, outcome.training.dataset_uri)
     assert not decision.promoted
     client = mlflow.MlflowClient()
-    assert client.get_model_version_by_alias(name, "champion").version == outcome.training["version"]
+    assert client.get_model_version_by_alias(name, "champion").version == outcome.training.version
     assert client.get_model_version(name, worse.version).tags["kfops.decision"] == "rejected"
 
 
 TUTORIAL_REQUEST = {"data": {"ndarray": [[5.6, 0.31, 0.37, 1.4, 0.074, 12.0, 96.0, 0.9954, 3.32, 0.58, 9.2]]}}
 
 
-def test_the_champion_answers_the_tutorial_request(outcome: Outcome) -> None:
+def test_the_champion_answers_the_tutorial_request(outcome: RunSummary) -> None:
     import requests
 
-    response = requests.post(outcome.endpoints["v1"], json=TUTORIAL_REQUEST, timeout=60)
+    response = requests.post(outcome.serving.endpoints["v1"], json=TUTORIAL_REQUEST, timeout=60)
     assert response.status_code == 200, response.text
     [prediction] = response.json()["data"]["ndarray"]
     assert 3 < prediction < 8
-    assert response.json()["meta"]["tags"]["model_version"] == outcome.decision["champion_version"]
+    assert response.json()["meta"]["tags"]["model_version"] == outcome.champion_version
 
 
-def test_both_protocols_serve_the_champion_for_a_batch(outcome: Outcome) -> None:
+def test_both_protocols_serve_the_champion_for_a_batch(outcome: RunSummary) -> None:
     import mlflow.pyfunc
     import numpy as np
     import requests
@@ -108,12 +109,13 @@ def test_both_protocols_serve_the_champion_for_a_batch(outcome: Outcome) -> None
     from serving.protocols import open_inference_v2, seldon_v1
     from trainer.data import load_frame, split
 
-    parts = split(load_frame(outcome.dataset_uri), WINE_QUALITY.target_column, WINE_QUALITY.task)
+    parts = split(load_frame(outcome.training.dataset_uri), WINE_QUALITY.target_column, WINE_QUALITY.task)
     batch = parts.x_test.head(20)
-    expected = mlflow.pyfunc.load_model(outcome.decision["champion_uri"]).predict(batch)
+    expected = mlflow.pyfunc.load_model(outcome.champion_uri).predict(batch)
     rows = batch.to_numpy().tolist()
     headers = {"Content-Type": "application/json"}
-    v1 = requests.post(outcome.endpoints["v1"], data=seldon_v1(rows), headers=headers, timeout=60).json()
-    v2 = requests.post(outcome.endpoints["v2"], data=open_inference_v2(rows), headers=headers, timeout=60).json()
+    v1 = requests.post(outcome.serving.endpoints["v1"], data=seldon_v1(rows), headers=headers, timeout=60).json()
+    v2 = requests.post(outcome.serving.endpoints["v2"], data=open_inference_v2(rows), headers=headers,
+                       timeout=60).json()
     np.testing.assert_allclose(v1["data"]["ndarray"], expected, rtol=1e-9)
     np.testing.assert_allclose(v2["outputs"][0]["data"], expected, rtol=1e-9)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kfops.base import defaults
 from kfops.base.contract import S3_SECRET_ENV, S3_SECRET_NAME, SERVING_CONFIG_MAP, STEP_POD_LABELS
 from pipelines.compile import WORKFLOW_FILE, compile_workflow
 
@@ -25,12 +25,10 @@ def compiled() -> str:
 
 
 def test_compiled_workflow_matches_the_golden_file(compiled: str) -> None:
-    if os.environ.get("UPDATE_GOLDEN"):
-        GOLDEN.write_text(compiled)
     diff = "".join(difflib.unified_diff(GOLDEN.read_text().splitlines(True), compiled.splitlines(True),
                                         "golden", "compiled", n=2))
-    assert not diff, ("the compiled workflow changed; review the diff, then regenerate with "
-                      "`UPDATE_GOLDEN=1 .venv/bin/pytest tests/pipelines/test_compile.py`:\n" + diff[:6000])
+    assert not diff, ("the compiled workflow changed; review the diff, then regenerate the golden file with "
+                      "`.venv/bin/kfops pipeline compile --out tests/pipelines/golden`:\n" + diff[:6000])
 
 
 def test_compile_is_deterministic(compiled: str) -> None:
@@ -74,9 +72,12 @@ def test_no_credential_or_machine_path_in_the_compiled_workflow(compiled: str) -
     assert str(Path.home()) not in compiled
 
 
-def test_cluster_defaults_run_tuning_on_katib(compiled: str) -> None:
+def test_defaults_are_the_cluster_target_and_the_shared_run_defaults(compiled: str) -> None:
     parameters = next(yaml.safe_load_all(compiled))["root"]["inputDefinitions"]["parameters"]
-    assert parameters["tuning_executor"]["defaultValue"] == "katib"
-    assert parameters["deploy_target"]["defaultValue"] == "seldon"
-    assert parameters["serving_protocol"]["defaultValue"] == "v2"
-    assert parameters["offline"]["defaultValue"] is False
+    assert parameters["target"]["defaultValue"] == "cluster"
+    assert parameters["recipe"]["defaultValue"] == defaults.RECIPE
+    assert parameters["max_trials"]["defaultValue"] == defaults.MAX_TRIALS
+    assert parameters["parallel_trials"]["defaultValue"] == defaults.PARALLEL_TRIALS
+    assert parameters["max_failed_trials"]["defaultValue"] == defaults.MAX_FAILED_TRIALS
+    assert parameters["serving_protocol"]["defaultValue"] == defaults.SERVING_PROTOCOL
+    assert parameters["offline"]["defaultValue"] is defaults.OFFLINE

@@ -30,9 +30,8 @@ from typing import Any
 
 from infra.local.katib.suggest import Suggester, make_suggester
 from infra.local.katib.zygote import THREAD_CAPS
-from kfops.base.errors import KfopsError
+from kfops.base.errors import KfopsError, Step, in_step
 
-STEP = "tune"
 _PLACEHOLDER = re.compile(r"\$\{trialParameters\.([^}]+)\}")
 #: Katib's default StdOut metrics filter.
 _METRIC = re.compile(r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)")
@@ -76,7 +75,7 @@ class ParsedSpec:
 
 
 def _bad_spec(what: str, fix: str = "fix the Experiment spec") -> KfopsError:
-    return KfopsError(STEP, f"invalid Experiment: {what}", fix)
+    return KfopsError(f"invalid Experiment: {what}", fix)
 
 
 def _number(value: Any, where: str) -> float | None:
@@ -116,6 +115,7 @@ def _parameter(raw: dict[str, Any]) -> SpecParameter:
                          step=_number(space.get("step"), f"parameter {name!r} step"), log=log)
 
 
+@in_step(Step.TUNE)
 def parse_spec(experiment: dict[str, Any]) -> ParsedSpec:
     """Read and validate the parts of an Experiment the local executor runs.
 
@@ -316,7 +316,7 @@ class ForkLauncher:
             self.server.stdin.write((json.dumps(message) + "\n").encode())
             self.server.stdin.flush()
         except BrokenPipeError as error:
-            raise KfopsError(STEP, "the local trial server exited unexpectedly",
+            raise KfopsError("the local trial server exited unexpectedly",
                              "run again; if it repeats, run one trial by hand with `python -m trainer`") from error
 
     def _read(self, timeout: float) -> list[dict[str, Any]]:
@@ -326,7 +326,7 @@ class ForkLauncher:
             return []
         data = os.read(fd, 65536)
         if not data:
-            raise KfopsError(STEP, f"the local trial server exited (code {self.server.wait()})",
+            raise KfopsError(f"the local trial server exited (code {self.server.wait()})",
                              "run again; if it repeats, run one trial by hand with `python -m trainer`")
         self.pending += data
         *lines, self.pending = self.pending.split(b"\n")
@@ -348,7 +348,7 @@ class ForkLauncher:
         while op not in self.seen:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise KfopsError(STEP, f"the local trial server did not answer {op!r} within {timeout:.0f} s",
+                raise KfopsError(f"the local trial server did not answer {op!r} within {timeout:.0f} s",
                                  "check that the dataset is reachable and run again")
             for message in self._read(remaining):
                 self._dispatch(message)
@@ -453,7 +453,7 @@ class LocalExperiment:
             try:
                 while (outcome := self._outcome(trials, running, suggester)) is None:
                     if time.monotonic() > deadline:
-                        raise KfopsError(STEP, f"experiment {spec.name} did not finish within "
+                        raise KfopsError(f"experiment {spec.name} did not finish within "
                                                f"{self.timeout:.0f} s ({len(trials)} trials started)",
                                          "raise the tuning timeout or lower maxTrialCount")
                     slots = min(spec.parallel - len(running), spec.max_trials - len(trials))
@@ -566,6 +566,7 @@ class LocalExperiment:
         return {"executor": "local", "experiment": experiment, "trials": [t.to_dict(spec.metrics) for t in trials]}
 
 
+@in_step(Step.TUNE)
 def run_local_experiment(experiment: dict[str, Any], workdir: Path, on_event: Event | None = None,
                          fork: bool = True, timeout: float | None = None) -> dict[str, Any]:
     """Execute ``experiment`` locally and return the result (see :class:`LocalExperiment`)."""

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from components.katib.algorithms import ParameterLike, grid_values, typed_settings, validate_settings
 from kfops.base.errors import KfopsError
 
-STEP = "tune"
 
 def format_value(parameter: ParameterLike, value: Any) -> str:
     """A sampled value as Katib writes parameter assignments (strings)."""
@@ -101,7 +100,7 @@ class OptunaSuggester:
             sampler = optuna.samplers.CmaEsSampler(seed=seed, sigma0=settings.get("sigma"),
                                                    restart_strategy=settings.get("restart_strategy"))
         else:  # pragma: no cover - guarded by validate_settings
-            raise KfopsError(STEP, f"{algorithm} is not an optuna algorithm", "report this bug")
+            raise KfopsError(f"{algorithm} is not an optuna algorithm", "report this bug")
         self.study = optuna.create_study(direction=goal, sampler=sampler)
 
     @staticmethod

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from infra import cluster_platform
+from infra.cluster import platform as cluster_platform
 from infra.cluster.platform import Platform, PlatformArgs, drop
 from infra.cluster.render import Rendering, record
 from kfops.base.contract import S3_SECRET_NAME

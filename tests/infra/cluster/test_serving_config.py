@@ -5,7 +5,7 @@ import pytest
 from infra.cluster.render import Rendering, record
 from infra.cluster.serving_config import CONFIG_MAP_NAME, ServingConfig, ServingConfigArgs
 from infra.cluster.validate import validate_all
-from kfops.base.contract import PIPELINE_SERVICE_ACCOUNT, SELDON_S3_SECRET_NAME
+from kfops.base.contract import PIPELINE_SERVICE_ACCOUNT, SELDON_S3_SECRET_NAME, SERVING_CONFIG_KEYS
 
 pytestmark = pytest.mark.unit
 
@@ -18,7 +18,8 @@ def test_deploy_step_settings_name_the_secret_and_pinned_version() -> None:
     data = build().find("ConfigMap", CONFIG_MAP_NAME)["data"]
     assert data["SELDON_ENV_SECRET_REF_NAME"] == SELDON_S3_SECRET_NAME
     assert data["SELDON_CORE_VERSION"] == "1.17.1"
-    assert data["SELDON_STORAGE_INITIALIZER_IMAGE"].endswith(":1.17.1")
+    # Exactly the keys the deploy step reads (a key nobody reads is a setting that silently does nothing).
+    assert set(data) == set(SERVING_CONFIG_KEYS)
 
 
 def test_runner_may_manage_seldon_deployments_and_nothing_else() -> None:

@@ -12,7 +12,7 @@ import pytest
 from components.katib.experiment import build_experiment
 from components.katib.results import best_trial, summary
 from infra.local.katib.executor import parse_metrics, run_local_experiment
-from kfops.base.errors import KfopsError
+from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.recipes import WINE_QUALITY
 from tests.datasets import cleaned_wine
 
@@ -73,9 +73,9 @@ def test_every_trial_crashing_fails_the_experiment_after_max_failed(tmp_path: Pa
     assert (outcome["trials"], outcome["failed"]) == (3, 3), "fails once failed trials exceed maxFailedTrialCount"
     assert all(t["message"] == "exit code 3: cannot read dataset" for t in result["trials"])
     with pytest.raises(KfopsError, match=r"failed \(ExperimentFailed: .*3 failed trials > maxFailedTrialCount 2\)"
-                                         r".*exit code 3: cannot read dataset") as raised:
+                                         r".*exit code 3: cannot read dataset") as raised, in_step(Step.BEST_PARAMS):
         best_trial(result, "loss")
-    assert raised.value.step == "best_params"
+    assert raised.value.step == "best-params"
 
 
 def test_a_trial_without_the_objective_metric_is_failed(tmp_path: Path) -> None:

@@ -1,0 +1,115 @@
+"""Run the workflow on this machine with KFP's SubprocessRunner, against the local platform.
+
+Every step runs in a subprocess of this environment (no venv per step: the project is already installed). The
+steps get the platform's S3 and MLflow settings and an events file through their environment, for the duration of
+the run only. Progress and a failing step's cause come from that events file (:mod:`kfops.base.events`); the
+runner's own output goes to the run's log file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from kfops.base.errors import KfopsError
+from kfops.base.events import EVENTS_ENV, Event, EventReader
+
+#: How often the events file is read while the workflow runs.
+_POLL_SECONDS = 0.1
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` (which the step subprocesses inherit) and restore what was there after."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class _Follower(threading.Thread):
+    """Hands every event of the file to ``on_event`` while the run goes on, and remembers the last failure."""
+
+    def __init__(self, path: Path, on_event: Callable[[Event], None]) -> None:
+        super().__init__(name="kfops-events", daemon=True)
+        self.reader = EventReader(path)
+        self.on_event = on_event
+        self.failure: Event | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(_POLL_SECONDS):
+            self.drain()
+        self.drain()
+
+    def drain(self) -> None:
+        for event in self.reader.read():
+            if event.kind == "step-failed":
+                self.failure = event
+            self.on_event(event)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+
+def run_pipeline(pipeline: Callable[..., Any], arguments: dict[str, Any], *, env: Mapping[str, str], run_dir: Path,
+                 on_event: Callable[[Event], None] = lambda _event: None) -> tuple[dict[str, Any], Path]:
+    """Run ``pipeline`` with the KFP local runner.
+
+    Args:
+        pipeline: The ``@dsl.pipeline`` function.
+        arguments: Its parameters.
+        env: The platform's environment (S3, MLflow, the state dir) for the steps.
+        run_dir: Directory for this run's artifacts, log and events.
+        on_event: Receives every step and trial event as it happens.
+
+    Returns:
+        The pipeline's outputs by name, and the run's log file.
+
+    Raises:
+        KfopsError: A step failed (with its own cause and fix when it gave one), naming the run log.
+    """
+    from kfp import local
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / "pipeline.log"
+    events = run_dir / "events.jsonl"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "artifacts"),
+               raise_on_error=True)
+    follower = _Follower(events, on_event)
+    follower.start()
+    try:
+        with (_environment({**env, EVENTS_ENV: str(events)}), log_path.open("w") as log,
+              contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), warnings.catch_warnings()):
+            # The project image's name does not contain "python"; KFP warns about that for every step.
+            warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+            # Resource requests are for the cluster; the local runner says so once per step.
+            warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+            task = pipeline(**arguments)
+    except RuntimeError as error:
+        follower.stop()
+        failure = follower.failure
+        if failure is not None:
+            raise KfopsError(failure.data["cause"], f"{failure.data['fix']} (full log: {log_path})",
+                             step=failure.step) from error
+        raise KfopsError(f"the workflow failed: {error}", f"read {log_path}") from error
+    follower.stop()
+    return dict(task.outputs), log_path
+
+
+def run_name(recipe: str) -> str:
+    """A run directory name: when it started, and the recipe."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{recipe}"

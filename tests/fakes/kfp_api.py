@@ -1,0 +1,133 @@
+"""A fake KFP API server (REST, ``/apis/v2beta1``) speaking the shapes the KFP 2.17 API documents.
+
+Only what a client submitting and following a run calls: healthz, experiments (list by name, create), runs (create,
+get). A run's state advances one scripted snapshot per ``GET``, so a test can play a whole run: pending, running
+with tasks starting and finishing, then SUCCEEDED or FAILED with a task error. Shapes follow the API's
+``v2beta1Run`` / ``v2beta1PipelineTaskDetail`` / ``v2beta1Experiment`` messages (field names as the kfp-server-api
+client's ``attribute_map`` spells them).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+STEPS = ("ingest", "clean", "store", "tune", "best-params", "train", "register-and-promote", "deploy")
+
+
+def task(name: str, state: str, message: str = "") -> dict[str, Any]:
+    """One ``v2beta1PipelineTaskDetail``."""
+    detail: dict[str, Any] = {"task_id": f"task-{name}", "display_name": name, "state": state,
+                              "create_time": "2026-11-30T10:00:00Z"}
+    if message:
+        detail["error"] = {"code": 2, "message": message}
+    return detail
+
+
+def successful_run_script() -> list[tuple[str, list[dict[str, Any]]]]:
+    """Snapshots of a run whose every step succeeds: ``(run state, task details)`` per ``GET``."""
+    snapshots: list[tuple[str, list[dict[str, Any]]]] = [("PENDING", [])]
+    done: list[dict[str, Any]] = []
+    for name in STEPS:
+        snapshots.append(("RUNNING", [*done, task(name, "RUNNING")]))
+        done = [*done, task(name, "SUCCEEDED")]
+    snapshots.append(("SUCCEEDED", done))
+    return snapshots
+
+
+def failing_run_script(step: str, message: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Snapshots of a run that fails in ``step`` with ``message``."""
+    done = [task(name, "SUCCEEDED") for name in STEPS[:STEPS.index(step)]]
+    return [("RUNNING", [*done, task(step, "RUNNING")]), ("FAILED", [*done, task(step, "FAILED", message)])]
+
+
+@dataclass
+class FakeKfp:
+    """State of the fake API: created experiments and runs, and every request received."""
+
+    script: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=successful_run_script)
+    experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+        """Answer one request: ``(HTTP status, JSON body)``."""
+        self.requests.append((method, path, body))
+        if path == "/apis/v2beta1/healthz":
+            return 200, {"multi_user": False}
+        if path == "/apis/v2beta1/experiments" and method == "GET":
+            wanted = json.loads(query.get("filter", ["{}"])[0]).get("predicates", [{}])[0].get("stringValue")
+            found = [e for e in self.experiments.values() if e["display_name"] == wanted]
+            return 200, {"experiments": found, "total_size": len(found)} if found else {}
+        if path == "/apis/v2beta1/experiments" and method == "POST":
+            experiment = {"experiment_id": str(uuid.uuid4()), "display_name": body["display_name"],
+                          "namespace": body.get("namespace", ""), "storage_state": "AVAILABLE"}
+            self.experiments[experiment["experiment_id"]] = experiment
+            return 200, experiment
+        if path == "/apis/v2beta1/runs" and method == "POST":
+            run = {**body, "run_id": str(uuid.uuid4()), "state": "PENDING", "created_at": "2026-11-30T10:00:00Z",
+                   "_calls": 0}
+            self.runs[run["run_id"]] = run
+            return 200, {k: v for k, v in run.items() if not k.startswith("_")}
+        if path.startswith("/apis/v2beta1/runs/") and method == "GET":
+            run = self.runs.get(path.rsplit("/", 1)[1])
+            if run is None:
+                return 404, {"error": "run not found", "code": 5, "message": "run not found"}
+            state, tasks = self.script[min(run["_calls"], len(self.script) - 1)]
+            run["_calls"] += 1
+            answer = {k: v for k, v in run.items() if not k.startswith("_") and k != "pipeline_spec"}
+            answer.update({"state": state, "run_details": {"task_details": tasks}})
+            failed = [t for t in tasks if t["state"] == "FAILED"]
+            if failed:
+                answer["error"] = failed[0]["error"]
+            return 200, answer
+        return 404, {"error": f"no route {method} {path}", "code": 5, "message": "not found"}
+
+    def created_runs(self) -> list[dict[str, Any]]:
+        """The bodies of every run created."""
+        return [body for method, path, body in self.requests if method == "POST" and path == "/apis/v2beta1/runs"]
+
+
+@contextmanager
+def serve(fake: FakeKfp) -> Iterator[FakeKfp]:
+    """Serve ``fake`` on a free loopback port for the duration of the block (``fake.url`` is its base URL)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, method: str) -> None:
+            parsed = urlparse(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            status, payload = fake.handle(method, parsed.path, parse_qs(parsed.query), body)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._answer("GET")
+
+        def do_POST(self) -> None:
+            self._answer("POST")
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
