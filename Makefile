@@ -13,14 +13,17 @@ find_python = $(shell for p in python$(1) $$(ls -d $$(pyenv root 2>/dev/null)/ve
 PYTHON ?= $(call find_python,3.11)
 VENV := .venv
 BIN := $(VENV)/bin
-# The seldon-core wrapper needs Python 3.12 and its own venv (it pins protobuf 5 and numpy<2).
+# The seldon-core wrapper runs in its own venv with Python 3.12 (its protobuf and numpy pins conflict with kfp's).
 SELDON_PYTHON ?= $(call find_python,3.12)
 SELDON_VENV := .venv-seldon
+# Which seldon-core the wrapper runs: `seldon` (1.17.1, the last Apache-2.0 release) or, only by an explicit choice,
+# `seldon-bsl` (1.19.0, Business Source License 1.1). See serving/pyproject.toml.
+SELDON_EXTRA ?= seldon
 KFOPS := $(BIN)/kfops
 # State of `make demo` (the same default `kfops` uses).
 export KFOPS_STATE_DIR ?= .kfops
 
-.PHONY: help venv test lint demo down clean
+.PHONY: help venv test check lint demo down clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,27 +31,32 @@ help: ## Show the targets
 venv: $(VENV)/.installed $(SELDON_VENV)/.installed ## Create or update both virtual environments (idempotent)
 
 # Rebuilt only when the pinned dependencies change.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml serving/pyproject.toml
 	@test -n "$(PYTHON)" || { echo "kfops needs Python 3.11: put python3.11 on PATH or set PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e './serving[mlserver]' -e '.[dev]'
 	touch $@
 
-$(SELDON_VENV)/.installed: pyproject.toml
+$(SELDON_VENV)/.installed: serving/pyproject.toml
 	@test -n "$(SELDON_PYTHON)" || { echo "the seldon-core wrapper needs Python 3.12: put python3.12 on PATH or set SELDON_PYTHON=/path/to/python3.12"; exit 1; }
+	@if [ "$(SELDON_EXTRA)" != seldon ]; then echo "WARNING: SELDON_EXTRA=$(SELDON_EXTRA) installs a Business Source License release of seldon-core, which restricts production use; 1.17.1 (SELDON_EXTRA=seldon) is the last Apache-2.0 release" >&2; fi
 	test -x $(SELDON_VENV)/bin/python || $(SELDON_PYTHON) -m venv $(SELDON_VENV)
 	$(SELDON_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SELDON_VENV)/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["kfops"]["seldon-requirements"]))' > $(SELDON_VENV)/requirements.txt
-	$(SELDON_VENV)/bin/python -m pip install --quiet -r $(SELDON_VENV)/requirements.txt
+	$(SELDON_VENV)/bin/python -m pip install --quiet -e './serving[$(SELDON_EXTRA),test]'
 	touch $@
 
-test: venv ## Run every test (unit, integration, e2e on the local target; kind tests skip here)
+test: venv ## Run every test (unit, integration, e2e on the local target; the serving package under both Pythons)
+	$(SELDON_VENV)/bin/pytest --rootdir serving serving/tests -q
 	$(BIN)/pytest
 
-lint: venv ## Static checks: ruff, the import layers, hadolint on the Dockerfiles, the GitHub workflows' schema
+check: venv ## The fast unit tests only (under a minute; no services started)
+	$(BIN)/pytest -m "not integration and not e2e and not kind" -q
+
+lint: venv ## Static checks: ruff, import layers, types, hadolint on the Dockerfiles, the GitHub workflows' schema
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	$(BIN)/hadolint */Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
 
@@ -64,5 +72,8 @@ demo: venv ## Start the local platform and run the whole workflow on it (offline
 down: ## Stop every local service (data stays in $(KFOPS_STATE_DIR))
 	@if [ -x $(KFOPS) ]; then $(KFOPS) local down; else echo "no venv: nothing to stop"; fi
 
-clean: down ## Stop services and delete the venv and local state
-	rm -rf $(VENV) $(KFOPS_STATE_DIR)
+clean: down ## Stop services, delete both venvs, the local state and everything else make and the tools created
+	rm -rf $(VENV) $(SELDON_VENV) $(KFOPS_STATE_DIR) out rendered build dist .mypy_cache .ruff_cache .pytest_cache \
+		serving/.pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +

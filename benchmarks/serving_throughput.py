@@ -26,9 +26,10 @@ from kfops.base.paths import REPO_ROOT
 BIN = Path(sys.executable).parent
 
 
-def locust(scenario: str, host: str, users: int, seconds: int, workdir: Path, model: str) -> dict[str, float]:
-    prefix = workdir / f"{Path(scenario).stem}-{users}"
-    subprocess.run([str(BIN / "locust"), "-f", str(REPO_ROOT / "loadtest" / scenario), "--headless", "-u", str(users),
+def locust(user: str, host: str, users: int, seconds: int, workdir: Path, model: str) -> dict[str, float]:
+    prefix = workdir / f"{user}-{users}"
+    subprocess.run([str(BIN / "locust"), "-f", str(REPO_ROOT / "loadtest" / "locustfile.py"), user, "--headless",
+                    "-u", str(users),
                     "-r", str(users), "-t", f"{seconds}s", "--host", host, "--csv", str(prefix), "--only-summary"],
                    env={**os.environ, "KFOPS_MODEL_NAME": model}, cwd=workdir, capture_output=True, check=True,
                    timeout=seconds + 60)
@@ -88,9 +89,9 @@ def main() -> None:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             wait_for(f"http://127.0.0.1:{port}/ping")
             targets = {
-                "kfops v2 (MLServer)": ("scenario_v2.py", endpoints["v2"].split("/v2/")[0]),
-                "kfops v1 (seldon-core)": ("scenario_v1.py", endpoints["v1"].split("/api/")[0]),
-                "mlflow models serve": ("scenario_mlflow.py", f"http://127.0.0.1:{port}"),
+                "kfops v2 (MLServer)": ("OpenInferenceUser", endpoints["v2"].split("/v2/")[0]),
+                "kfops v1 (seldon-core)": ("SeldonUser", endpoints["v1"].split("/api/")[0]),
+                "mlflow models serve": ("MlflowServeUser", f"http://127.0.0.1:{port}"),
             }
             results: dict[str, dict[str, dict[str, float]]] = {name: {} for name in targets}
             for users in args.users:

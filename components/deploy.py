@@ -34,6 +34,8 @@ from kfops.base.seldon_versions import DEFAULT_SELDON_CORE_VERSION, license_warn
 
 PROTOCOLS = ("v2", "v1")
 GROUP, VERSION = "machinelearning.seldon.io", "v1"
+#: The MLServer runtime serving MLflow models with kfops' request validation (kfops-serving).
+MLSERVER_RUNTIME = "kfops_serving.mlserver_runtime.KfopsMLflowRuntime"
 #: HTTP port of the Service Seldon Core puts in front of a predictor (gRPC is 5001).
 SELDON_HTTP_PORT = 8000
 #: Where Seldon's storage initializer puts the model inside the serving container.
@@ -74,7 +76,7 @@ class ServingSettings:
 
 def endpoint_url(protocol: str, model_name: str, settings: ServingSettings, namespace: str) -> str:
     """In-cluster prediction URL of the model served over ``protocol`` (Seldon's executor listens on HTTP 8000)."""
-    from serving.protocols import V1_PREDICTIONS_PATH, v2_infer_path
+    from kfops_serving.protocols import V1_PREDICTIONS_PATH, v2_infer_path
 
     path = v2_infer_path(model_name) if protocol == "v2" else V1_PREDICTIONS_PATH
     return f"http://{settings.service_for(protocol)}.{namespace}.svc.cluster.local:{SELDON_HTTP_PORT}{path}"
@@ -101,11 +103,11 @@ def seldon_deployment(protocol: str, *, model_name: str, version: str, model_uri
                              "envSecretRefName": settings.secret, "children": []}
     if protocol == "v2":
         graph["implementation"] = "MLFLOW_SERVER"
-        container = {
+        container: dict[str, Any] = {
             "name": "model", "image": PROJECT_IMAGE,
             "command": ["mlserver", "start", MODEL_MOUNT],
             # Seldon sets MLSERVER_MODEL_URI and the ports; the kfops runtime adds request validation.
-            "env": [{"name": "MLSERVER_MODEL_IMPLEMENTATION", "value": "serving.mlserver_runtime.KfopsMLflowRuntime"},
+            "env": [{"name": "MLSERVER_MODEL_IMPLEMENTATION", "value": MLSERVER_RUNTIME},
                     {"name": "MLSERVER_MODEL_NAME", "value": model_name},
                     {"name": "MLSERVER_MODEL_MAX_BATCH_SIZE", "value": "20"},
                     {"name": "MLSERVER_MODEL_MAX_BATCH_TIME", "value": "0.001"}],
@@ -176,7 +178,7 @@ def check_compatibility(model_dir: Path, runtimes: dict[str, Any]) -> None:
     Raises:
         KfopsError: Naming every mismatch.
     """
-    from serving.compat import ModelRecord, problems
+    from kfops_serving.compat import ModelRecord, problems
 
     try:
         record = ModelRecord.read(model_dir)
@@ -198,13 +200,17 @@ def cluster_runtimes(protocols: tuple[str, ...], repo_root: Path) -> dict[str, A
     """The serving images' environments, from the pins they are built from."""
     import tomllib
 
-    from serving.compat import RuntimeEnvironment
+    from kfops_serving.compat import RuntimeEnvironment
 
-    pins = tomllib.loads((repo_root / "pyproject.toml").read_text())
+    project = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]
+    serving = tomllib.loads((repo_root / "serving" / "pyproject.toml").read_text())["project"]
+    extras = serving["optional-dependencies"]
     images = {
-        "v2": RuntimeEnvironment.from_pins("the project image's MLServer", "3.11", pins["project"]["dependencies"]),
-        "v1": RuntimeEnvironment.from_pins("the v1 serving image's seldon-core wrapper", "3.12",
-                                           pins["tool"]["kfops"]["seldon-requirements"]),
+        # trainer/Dockerfile: kfops' base pins and kfops-serving[mlserver].
+        "v2": RuntimeEnvironment.from_pins("the project image's MLServer", "3.11",
+                                           [*project["dependencies"], *extras["mlserver"]]),
+        # serving/Dockerfile: kfops-serving[seldon], its default build.
+        "v1": RuntimeEnvironment.from_pins("the v1 serving image's seldon-core wrapper", "3.12", extras["seldon"]),
     }
     return {protocol: images[protocol] for protocol in protocols}
 

@@ -7,18 +7,35 @@ different real values, as production traffic would, and every target receives th
 from __future__ import annotations
 
 import itertools
-import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from kfops.base.paths import BUNDLED_DATA
 
-#: The bundled dataset; ``KFOPS_LOADTEST_DATA`` may point at another ``;``-separated file of the same layout.
-DATA = Path(os.environ.get("KFOPS_LOADTEST_DATA", BUNDLED_DATA / "winequality-red.csv"))
-#: Rows per request (``KFOPS_LOADTEST_BATCH``): 1 for online traffic, more for batch scoring.
-BATCH = int(os.environ.get("KFOPS_LOADTEST_BATCH", "1"))
+
+class LoadtestSettings(BaseSettings):
+    """What the load tests send. Each field is read from ``KFOPS_<FIELD NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="KFOPS_", extra="ignore", use_attribute_docstrings=True)
+
+    model_name: str = "kfops-winequality"
+    """Registered model name in the Open Inference (v2) path, ``/v2/models/<name>/infer``."""
+
+    loadtest_batch: int = Field(1, ge=1, le=100_000)
+    """Rows per request: 1 for online traffic, more for batch scoring."""
+
+    loadtest_data: Path = BUNDLED_DATA / "winequality-red.csv"
+    """The dataset rows are sampled from: a ``;``-separated file in the layout of the bundled wine-quality data."""
+
+
+SETTINGS = LoadtestSettings()
+DATA = SETTINGS.loadtest_data
+BATCH = SETTINGS.loadtest_batch
 #: Distinct bodies prepared per scenario.
 SAMPLES = 256
 
@@ -46,7 +63,7 @@ def batches(seed: int = 7) -> list[list[list[float]]]:
     return [[rng.choice(rows) for _ in range(BATCH)] for _ in range(SAMPLES)]
 
 
-def user_bodies(bodies: list[bytes], user: object) -> Iterator[bytes]:
+def user_bodies(bodies: Sequence[bytes], user: object) -> Iterator[bytes]:
     """An endless cycle over ``bodies``, starting at a different place for each simulated user."""
     start = id(user) % len(bodies)
-    return itertools.cycle(bodies[start:] + bodies[:start])
+    return itertools.cycle([*bodies[start:], *bodies[:start]])

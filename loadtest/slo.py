@@ -2,7 +2,7 @@ r"""SLO gate for any scenario: after a headless run, set Locust's exit code to 1
 
 Imported by every scenario file; its options appear in ``locust --help``::
 
-    locust -f loadtest/scenario_v2.py --headless -u 20 -r 20 -t 30s --host http://127.0.0.1:8080 \\
+    locust -f loadtest/locustfile.py OpenInferenceUser --headless -u 20 -r 20 -t 30s --host http://127.0.0.1:8080 \\
         --slo-p99-ms 250 --slo-max-failure-ratio 0.001 --slo-min-rps 100
 """
 

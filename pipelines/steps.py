@@ -84,8 +84,8 @@ def register_and_promote(recipe: str, model: Input[Model], dataset_uri: str) -> 
 
     from pipelines import tasks
 
-    return namedtuple("Promoted", ["champion_uri", "decision"])(*tasks.register_and_promote(recipe, model,
-                                                                                            dataset_uri))
+    promoted = namedtuple("Promoted", ["champion_uri", "decision"])
+    return promoted(*tasks.register_and_promote(recipe, model, dataset_uri))
 
 
 @_component

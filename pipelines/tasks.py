@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.events import emit
@@ -58,7 +58,7 @@ def task(step: Step) -> Callable[[F], F]:
             with _reported(step):
                 return func(*args, **kwargs)
 
-        return run  # type: ignore[return-value]
+        return cast(F, run)
 
     return decorate
 

@@ -81,9 +81,9 @@ def _forget_cached_credentials() -> None:
     boto3.DEFAULT_SESSION = None
 
 
-def started_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
+def started_platform(tmp_path_factory: pytest.TempPathFactory, **overrides: object) -> Iterator[LocalPlatform]:
     """Start a platform in its own state dir, export its env to this process, stop it afterwards."""
-    platform = LocalPlatform(new_settings(tmp_path_factory.mktemp("kfops-platform")))
+    platform = LocalPlatform(new_settings(tmp_path_factory.mktemp("kfops-platform"), **overrides))
     try:
         platform.up()
         with pytest.MonkeyPatch.context() as patch:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from kfops.base.errors import KfopsError
+from kfops.base.recipes import SearchParameter
 from kfops.base.values import parse_named_values
 
 #: Katib algorithm name -> the ``algorithmSettings`` it accepts, with their types.
@@ -26,18 +27,6 @@ ALGORITHMS: dict[str, dict[str, Callable[[str], Any]]] = {
 }
 
 
-class ParameterLike(Protocol):
-    """A search parameter in Katib's terms (recipes' :class:`SearchParameter` and parsed specs both fit)."""
-
-    name: str
-    type: str
-    min: float | None
-    max: float | None
-    step: float | None
-    values: tuple[str, ...]
-    log: bool
-
-
 def typed_settings(algorithm: str, settings: dict[str, str]) -> dict[str, Any]:
     """An algorithm's ``algorithmSettings`` (strings) converted to the types the table names.
 
@@ -48,7 +37,7 @@ def typed_settings(algorithm: str, settings: dict[str, str]) -> dict[str, Any]:
                               kind="setting")
 
 
-def grid_values(parameter: ParameterLike) -> list[str]:
+def grid_values(parameter: SearchParameter) -> list[str]:
     """Every value grid search tries for ``parameter``; doubles need a step, as in Katib.
 
     Raises:
@@ -56,7 +45,7 @@ def grid_values(parameter: ParameterLike) -> list[str]:
     """
     if parameter.type in ("categorical", "discrete"):
         return list(parameter.values)
-    low, high = float(parameter.min), float(parameter.max)  # type: ignore[arg-type]
+    low, high = parameter.bounds
     if parameter.type == "int":
         step = int(parameter.step or 1)
         return [str(v) for v in range(int(low), int(high) + 1, step)]
@@ -67,7 +56,7 @@ def grid_values(parameter: ParameterLike) -> list[str]:
     return [repr(round(low + i * parameter.step, 12)) for i in range(count)]
 
 
-def validate_settings(algorithm: str, settings: dict[str, str], parameters: Sequence[ParameterLike]) -> None:
+def validate_settings(algorithm: str, settings: dict[str, str], parameters: Sequence[SearchParameter]) -> None:
     """Check an algorithm's settings and whether it can search ``parameters`` at all.
 
     Raises:

@@ -84,8 +84,8 @@ def _objective_value(metric: dict[str, str] | None, goal: str) -> float | None:
     preferred = metric.get("min" if goal == "minimize" else "max")
     for raw in (preferred, metric.get("latest")):
         try:
-            value = float(raw)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+            value = float(raw or "")
+        except ValueError:
             continue
         if math.isfinite(value):
             return value

@@ -19,7 +19,7 @@ GROUP, VERSION = "kubeflow.org", "v1beta1"
 def trial_record(trial: dict[str, Any]) -> dict[str, Any]:
     """A Katib ``Trial`` object as a trial record of the tuning result (see :mod:`.results`)."""
     status = trial.get("status") or {}
-    final = next((c for c in reversed(status.get("conditions") or []) if c.get("status") == "True"), {})
+    final: dict[str, Any] = next((c for c in reversed(status.get("conditions") or []) if c.get("status") == "True"), {})
     return {
         "name": trial["metadata"]["name"],
         "condition": final.get("type", "Pending"),

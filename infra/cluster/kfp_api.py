@@ -10,17 +10,12 @@ runtime, which only records the resources.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
-
-#: Environment variable with a bearer token for the KFP API (e.g. ``kubectl create token``); without it the client
-#: uses the in-cluster ServiceAccount token KFP's PodDefault provides, if any.
-TOKEN_ENV = "KFOPS_KFP_TOKEN"  # noqa: S105 - the name of a variable, not its value
 
 _VERSION_KEYS = ("api_url", "namespace", "pipeline_name", "version_name")
 _RECURRING_KEYS = ("api_url", "namespace", "experiment", "run_name", "schedule", "pipeline_id", "version_id",
@@ -30,7 +25,11 @@ _RECURRING_KEYS = ("api_url", "namespace", "experiment", "run_name", "schedule",
 def _client(api_url: str, namespace: str) -> Any:
     import kfp
 
-    return kfp.Client(host=api_url, namespace=namespace, existing_token=os.environ.get(TOKEN_ENV) or None)
+    from infra.cluster.runner import ClusterRunSettings
+
+    # The bearer token, if the API needs one, is the same setting `kfops pipeline run --cluster` uses.
+    token = ClusterRunSettings().kfp_token
+    return kfp.Client(host=api_url, namespace=namespace, existing_token=token.get_secret_value() if token else None)
 
 
 def _replace_if_changed(keys: tuple[str, ...], olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:

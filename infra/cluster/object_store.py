@@ -13,7 +13,6 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra.cluster.meta import child_options, object_meta, pod_default
-from infra.cluster.settings import S3Credentials
 from kfops.base.contract import (
     ACCESS_MINIO_PODDEFAULT,
     BUCKETS,
@@ -24,6 +23,7 @@ from kfops.base.contract import (
     S3_SECRET_NAME,
     SELDON_S3_SECRET_NAME,
 )
+from kfops.base.storage import DEFAULT_REGION, S3Credentials
 
 _COMPONENT = "object-store"
 #: Environment variable of the S3 endpoint in pods the ``access-minio`` PodDefault selects (the tutorials' name).
@@ -63,7 +63,7 @@ class ObjectStoreAccessArgs:
     namespace: pulumi.Input[str]
     endpoint: str
     credentials: S3Credentials | None = None
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
     rclone_provider: str = "Other"
     create_buckets: bool = True
     buckets: tuple[str, ...] = BUCKETS
@@ -83,13 +83,15 @@ class ObjectStoreAccess(pulumi.ComponentResource):
     def __init__(self, name: str, args: ObjectStoreAccessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kfops:platform:ObjectStoreAccess", name, None, opts)
         child = child_options(self, opts)
+        access_key: pulumi.Input[str]
+        secret_key: pulumi.Input[str]
         if args.credentials is None:
             # AWS-shaped key pair: 20 characters id, 40 characters secret, letters and digits only so it survives
             # every client's config format (rclone, boto3, MLflow) without quoting.
             access_key = random.RandomPassword(f"{name}-access-key", length=20, special=False, opts=child).result
             secret_key = random.RandomPassword(f"{name}-secret-key", length=40, special=False, opts=child).result
         else:
-            access_key, secret_key = args.credentials.access_key, args.credentials.secret_key
+            access_key, secret_key = args.credentials.access_key_id, args.credentials.secret_access_key
         self.access_key = pulumi.Output.secret(access_key)
         self.secret_key = pulumi.Output.secret(secret_key)
         self.endpoint = pulumi.Output.from_input(args.endpoint)

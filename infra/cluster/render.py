@@ -216,7 +216,7 @@ class _WarningCollector(logging.Handler):
 
 
 def record(
-    program: Callable[[], None],
+    program: Callable[[], object],
     config: Mapping[str, str] | None = None,
     secret_keys: Collection[str] = (),
     stack: str = "test",
@@ -240,14 +240,16 @@ def record(
     collector = _WarningCollector(rendering)
     logger.addHandler(collector)
     # A fresh root Stack per run: the runtime keeps the previous one (and its outputs) otherwise.
-    runtime_settings.set_root_resource(None)
+    runtime_settings.set_root_resource(None)  # type: ignore[arg-type]  # the runtime's own reset value
     mocks = _RecordingMocks(rendering)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, logger=logger,
                              monitor=_RecordingMonitor(mocks))
     runtime_config.set_all_config(dict(config or {}), list(secret_keys))
 
     async def collect_outputs() -> None:
-        for name, value in runtime_settings.get_root_resource().outputs.items():
+        root = runtime_settings.get_root_resource()
+        assert root is not None, "the program created no root stack"
+        for name, value in root.outputs.items():  # type: ignore[attr-defined]  # the Stack resource has outputs
             output = pulumi.Output.from_input(value)
             rendering.outputs[name] = (await output.future(), await output.is_secret())
 

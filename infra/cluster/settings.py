@@ -11,7 +11,6 @@ import difflib
 import json
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,6 +19,7 @@ from pydantic.alias_generators import to_camel
 from kfops.base.contract import SELDON_DEPLOYMENT_NAME, SELDON_PREDICTOR_NAME
 from kfops.base.errors import KfopsError, in_step
 from kfops.base.seldon_versions import DEFAULT_SELDON_CORE_VERSION, parse_version
+from kfops.base.storage import DEFAULT_REGION, S3Credentials
 
 #: Config namespace of every key (the project name in ``Pulumi.yaml``).
 CONFIG_NAMESPACE = "kfops"
@@ -36,14 +36,6 @@ def _key(name: str) -> str:
 
 def _config_error(name: str, problem: str, fix: str | None = None) -> KfopsError:
     return KfopsError(f"{_key(name)} {problem}", fix or f"pulumi config set {_key(name)} <value>")
-
-
-@dataclass(frozen=True)
-class S3Credentials:
-    """An S3 key pair from the stack's secret config; ``repr`` never shows the values."""
-
-    access_key: str = field(repr=False)
-    secret_key: str = field(repr=False)
 
 
 class StackSettings(BaseModel):
@@ -78,7 +70,7 @@ class StackSettings(BaseModel):
     """In-cluster URL of the S3 object store (e.g. ``http://minio-service.kubeflow:9000``). Required unless the stack
     installs the platform, whose bundled store is the default."""
 
-    s3_region: str = Field("us-east-1", min_length=1)
+    s3_region: str = Field(DEFAULT_REGION, min_length=1)
     """Region the S3 clients sign requests for; any value works for MinIO and SeaweedFS."""
 
     s3_rclone_provider: str = Field("Other", pattern=r"^[A-Za-z0-9]+$")
@@ -188,7 +180,8 @@ class StackSettings(BaseModel):
         """
         prefix = f"{CONFIG_NAMESPACE}:"
         ours = {key[len(prefix):]: value for key, value in values.items() if key.startswith(prefix)}
-        known = {field_info.alias for field_info in cls.model_fields.values()} - {"credentials"} | set(SECRET_KEYS)
+        known = {field_info.alias for field_info in cls.model_fields.values() if field_info.alias} - {"credentials"} \
+            | set(SECRET_KEYS)
         for name in sorted(ours):
             if name not in known:
                 close = difflib.get_close_matches(name, sorted(known), n=1)

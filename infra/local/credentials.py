@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import string
-from dataclasses import dataclass
 from pathlib import Path
 
 from kfops.base.errors import KfopsError
+from kfops.base.files import write_private
+from kfops.base.storage import S3Credentials
 
 _ACCESS_KEY = re.compile(r"^[A-Z0-9]{20}$")
 _SECRET_KEY = re.compile(r"^[A-Za-z0-9/+]{40}$")
-
-
-@dataclass(frozen=True)
-class S3Credentials:
-    """An access key pair in the shape AWS clients expect (20-character id, 40-character secret)."""
-
-    access_key_id: str
-    secret_access_key: str
-
-    def __repr__(self) -> str:
-        # Keep the secret out of tracebacks, logs and test reports.
-        return f"S3Credentials(access_key_id={self.access_key_id!r}, secret_access_key='***')"
 
 
 def generate() -> S3Credentials:
@@ -64,13 +52,3 @@ def write(path: Path, creds: S3Credentials) -> None:
     """Write ``creds`` so that only the owner can read them, never exposing them with wider permissions."""
     write_private(path, json.dumps({"access_key_id": creds.access_key_id,
                                     "secret_access_key": creds.secret_access_key}, indent=2))
-
-
-def write_private(path: Path, text: str) -> None:
-    """Create or replace ``path`` with mode 0600 from the first byte on."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o600)  # O_CREAT honours the umask; an existing tmp keeps its old mode
-    tmp.replace(path)

@@ -22,6 +22,7 @@ from infra.local.processes import (
 from infra.local.services import ensure_buckets, mlflow_spec, s3_env, seaweedfs_spec
 from infra.local.settings import LocalSettings
 from kfops.base.errors import KfopsError, in_step
+from kfops.base.files import write_private
 
 #: Services ``up`` starts, in start order.
 PLATFORM_SERVICES = ("seaweedfs", "mlflow")
@@ -131,7 +132,7 @@ class LocalPlatform:
         self._prepare_state_dir()
         with self.store.locked():
             # Later commands (e.g. the deploy step, in another process) serve with the settings of this `up`.
-            credentials.write_private(self.state_dir / SETTINGS_FILE,
+            write_private(self.state_dir / SETTINGS_FILE,
                                       self.settings.model_dump_json(exclude={"state_dir"}))
             creds = credentials.load_or_create(self.credentials_path)
             records = self.store.load()

@@ -25,6 +25,7 @@ import psutil
 
 from infra.local.settings import HOST
 from kfops.base.errors import KfopsError
+from kfops.base.files import write_json
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,16 @@ def tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
+#: Variables a runtime reads its own settings from: a developer's shell must not change how a service runs.
+_RUNTIME_PREFIXES = ("MLSERVER_", "GUNICORN_", "PREDICTIVE_UNIT_")
+
+
+def service_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without runtime settings variables, plus the service's own ``extra``."""
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith(_RUNTIME_PREFIXES)}
+    return {**inherited, **extra}
+
+
 def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: float) -> ServiceRecord:
     """Start ``spec`` in a new session and wait until it is ready.
 
@@ -149,7 +160,7 @@ def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: floa
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **spec.env},
+                env=service_environment(spec.env),
                 start_new_session=True,
             )
         except OSError as error:
@@ -268,6 +279,4 @@ class StateStore:
     def save(self, records: Mapping[str, ServiceRecord]) -> None:
         """Write the records atomically."""
         payload = {"services": {name: asdict(record) for name, record in records.items()}}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload, indent=2))
-        tmp.replace(self.path)
+        write_json(self.path, payload)

@@ -9,18 +9,17 @@ import sys
 import sysconfig
 import time
 from pathlib import Path
+from typing import Any
 
-from infra.local.credentials import S3Credentials, write_private
+from components.deploy import MLSERVER_RUNTIME
 from infra.local.processes import ServiceSpec, free_port
 from infra.local.settings import HOST, LocalSettings
 from kfops.base.contract import BUCKETS, MLFLOW_ARTIFACT_ROOT
 from kfops.base.errors import KfopsError
+from kfops.base.files import write_private
 from kfops.base.paths import REPO_ROOT
-from kfops.base.storage import ensure_bucket
-from serving.protocols import V1_READY_PATH, v2_ready_path
-
-#: S3 region name clients sign requests for; SeaweedFS accepts any, boto3 needs one.
-REGION = "us-east-1"
+from kfops.base.storage import DEFAULT_REGION, S3Credentials, ensure_bucket
+from kfops_serving.protocols import V1_READY_PATH, v2_ready_path
 
 
 def weed_binary(settings: LocalSettings) -> Path:
@@ -47,7 +46,7 @@ def s3_env(endpoint: str, creds: S3Credentials) -> dict[str, str]:
     return {
         "AWS_ACCESS_KEY_ID": creds.access_key_id,
         "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
-        "AWS_DEFAULT_REGION": REGION,
+        "AWS_DEFAULT_REGION": DEFAULT_REGION,
         "AWS_ENDPOINT_URL_S3": endpoint,
         "MLFLOW_S3_ENDPOINT_URL": endpoint,
     }
@@ -116,7 +115,7 @@ def ensure_buckets(endpoint: str, creds: S3Credentials, buckets: tuple[str, ...]
     from botocore.exceptions import BotoCoreError, ClientError
 
     client = boto3.client(
-        "s3", endpoint_url=endpoint, region_name=REGION,
+        "s3", endpoint_url=endpoint, region_name=DEFAULT_REGION,
         aws_access_key_id=creds.access_key_id, aws_secret_access_key=creds.secret_access_key,
         config=Config(retries={"max_attempts": 2}, connect_timeout=2, read_timeout=10),
     )
@@ -196,10 +195,13 @@ def mlserver_spec(settings: LocalSettings, repository: Path, model_name: str) ->
     """
     port = settings.mlserver_port
     grpc = free_port()
-    write_private(repository / "settings.json", json.dumps({
-        "host": HOST, "http_port": port, "grpc_port": grpc, "metrics_endpoint": None, "parallel_workers": 0,
-        "debug": False, "load_models_at_startup": True, "model_repository_root": str(repository),
-    }))
+    from mlserver.settings import Settings
+
+    server = Settings(host=HOST, http_port=port, grpc_port=grpc, metrics_endpoint=None, parallel_workers=0,
+                      debug=False, load_models_at_startup=True, model_repository_root=str(repository))
+    write_private(repository / "settings.json", _only(server, {"host", "http_port", "grpc_port", "metrics_endpoint",
+                                                               "parallel_workers", "debug", "load_models_at_startup",
+                                                               "model_repository_root"}))
     url = f"http://{HOST}:{port}"
     return ServiceSpec(
         name="mlserver",
@@ -213,6 +215,25 @@ def mlserver_spec(settings: LocalSettings, repository: Path, model_name: str) ->
     )
 
 
+def mlserver_model_settings(name: str, uri: str, version: str, settings: LocalSettings) -> str:
+    """``model-settings.json`` of the champion in MLServer's model repository (MLServer's own ``ModelSettings``)."""
+    from mlserver.settings import ModelParameters, ModelSettings
+
+    model = ModelSettings(name=name, implementation=MLSERVER_RUNTIME,
+                          parameters=ModelParameters(uri=uri, extra={"registered_version": version}),
+                          max_batch_size=settings.mlserver_max_batch_size,
+                          max_batch_time=settings.mlserver_max_batch_time)
+    return _only(model, {"name", "implementation_", "parameters", "max_batch_size", "max_batch_time"})
+
+
+def _only(settings: Any, fields: set[str]) -> str:
+    """The named fields of an MLServer settings object as JSON, under MLServer's own names.
+
+    Only these: a settings object also picks up this process's ``MLSERVER_*`` environment, which must not leak in.
+    """
+    return str(settings.model_dump_json(include=fields, by_alias=True, exclude_none=False))
+
+
 def seldon_spec(settings: LocalSettings, pointer: Path, acks: Path) -> ServiceSpec:
     """The seldon-core wrapper serving the model ``pointer`` names over the Seldon (v1) protocol."""
     port = settings.seldon_port
@@ -220,10 +241,10 @@ def seldon_spec(settings: LocalSettings, pointer: Path, acks: Path) -> ServiceSp
     return ServiceSpec(
         name="seldon",
         title="seldon-core wrapper (v1 protocol)",
-        argv=[str(seldon_python(settings)), "-m", "serving.seldon_local", "--port", str(port),
+        argv=[str(seldon_python(settings)), "-m", "kfops_serving.seldon_local", "--port", str(port),
               "--pointer", str(pointer), "--acks", str(acks),
               "--workers", str(settings.seldon_workers), "--threads", str(settings.seldon_threads)],
-        env={"PYTHONPATH": str(REPO_ROOT), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},
+        env={"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},
         ports={"http": port},
         ready_url=f"{url}{V1_READY_PATH}",
         url=url,

@@ -4,7 +4,7 @@ They run as processes managed with the rest of the platform, in the roles Seldon
 The model is downloaded from the registry to the state dir first (as Seldon's storage initializer does), and both
 runtimes load it from there. Rolling to a new model never leaves a moment without a ready server: MLServer loads
 the new model next to the old one through its repository API and swaps; the wrapper's workers follow a pointer file
-and swap in place (see :mod:`serving.seldon_model`). A model that fails to load or to answer is never swapped in,
+and swap in place (see :mod:`kfops_serving.seldon_model`). A model that fails to load or to answer is never swapped in,
 and the previous one keeps serving.
 """
 
@@ -32,14 +32,14 @@ from components.deploy import (
     seldon_deployment,
 )
 from infra.local.processes import ServiceRecord, http_ok, is_running, start_service, stop_service
-from infra.local.services import mlserver_spec, seldon_python, seldon_spec
+from infra.local.services import mlserver_model_settings, mlserver_spec, seldon_python, seldon_spec
 from kfops.base.errors import KfopsError, Step, in_step
-from serving.protocols import V1_PREDICTIONS_PATH, v2_infer_path
-from serving.seldon_model import write_json_atomically
+from kfops.base.files import write_json, write_private
+from kfops_serving.protocols import V1_PREDICTIONS_PATH, v2_infer_path
 
 if TYPE_CHECKING:
     from infra.local.platform import LocalPlatform
-    from serving.compat import RuntimeEnvironment
+    from kfops_serving.compat import RuntimeEnvironment
 
 #: Serving protocols and the local service that speaks each.
 SERVICES = {"v2": "mlserver", "v1": "seldon"}
@@ -98,7 +98,7 @@ class LocalServing:
 
     def runtime(self, protocol: str) -> RuntimeEnvironment:
         """The environment the runtime for ``protocol`` runs in (for the compatibility check)."""
-        from serving.compat import RuntimeEnvironment
+        from kfops_serving.compat import RuntimeEnvironment
 
         if protocol == "v2":
             return RuntimeEnvironment.current("MLServer (local v2 runtime)")
@@ -183,7 +183,7 @@ class LocalServing:
         endpoints = self.endpoints(model.name, protocols)
         served = sorted(set(protocols) | set(previous["protocols"] if previous else ()))
         self.root.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(self.deployed_file, {"model": model.as_dict(), "protocols": served,
+        write_json(self.deployed_file, {"model": model.as_dict(), "protocols": served,
                                                    "endpoints": self.endpoints(model.name, served),
                                                    "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         return endpoints
@@ -204,13 +204,7 @@ class LocalServing:
         settings_file = self.mlserver_repo / model.name / "model-settings.json"
         before = settings_file.read_text() if settings_file.exists() else None
         settings_file.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(settings_file, {
-            "name": model.name,
-            "implementation": "serving.mlserver_runtime.KfopsMLflowRuntime",
-            "parameters": {"uri": model.path, "extra": {"registered_version": model.version}},
-            "max_batch_size": self.settings.mlserver_max_batch_size,
-            "max_batch_time": self.settings.mlserver_max_batch_time,
-        })
+        write_private(settings_file, mlserver_model_settings(model.name, model.path, model.version, self.settings))
         record = records.get("mlserver")
         if _healthy(record):
             assert record is not None
@@ -243,7 +237,7 @@ class LocalServing:
     def _roll_seldon(self, model: ServedModel, records: dict[str, ServiceRecord]) -> None:
         before = self.pointer.read_text() if self.pointer.exists() else None
         self.pointer.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(self.pointer, model.as_dict())
+        write_json(self.pointer, model.as_dict())
         record = records.get("seldon")
         if not _healthy(record):
             if record:
@@ -296,7 +290,7 @@ class LocalServing:
         import numpy as np
         import pandas as pd
 
-        from serving.protocols import open_inference_v2, seldon_v1
+        from kfops_serving.protocols import open_inference_v2, seldon_v1
 
         pyfunc = mlflow.pyfunc.load_model(model.path)
         example = _input_example(Path(model.path))
@@ -324,9 +318,7 @@ def _restore(path: Path, content: str | None) -> None:
     if content is None:
         path.unlink(missing_ok=True)
     else:
-        tmp = path.with_name(f".{path.name}.restore")
-        tmp.write_text(content)
-        tmp.replace(path)
+        write_private(path, content)
 
 
 def _post(url: str, timeout: float, body: bytes = b"") -> tuple[int, str]:

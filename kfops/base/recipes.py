@@ -48,6 +48,17 @@ class SearchParameter(BaseModel):
     log: bool = False
     """Sample on a log scale (Katib ``distribution: logUniform``)."""
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """``(min, max)`` of a numeric (double or int) parameter.
+
+        Raises:
+            ValueError: A categorical or discrete parameter has no bounds.
+        """
+        if self.min is None or self.max is None:
+            raise ValueError(f"search parameter {self.name!r} ({self.type}) has no min and max")
+        return self.min, self.max
+
     @model_validator(mode="after")
     def _check_space(self) -> SearchParameter:
         where = f"search parameter {self.name!r}"

@@ -8,10 +8,25 @@ reuses keys boto3 cached from an earlier environment.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
 from kfops.base.errors import KfopsError
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    """An S3 access key pair (the local store's generated one, or a stack's secret config).
+
+    ``repr`` shows neither key, so they stay out of tracebacks, logs and test reports.
+    """
+
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+
+#: Region S3 clients sign requests for unless the environment names one; MinIO and SeaweedFS accept any.
+DEFAULT_REGION = "us-east-1"
 
 #: Variables that may carry the S3 endpoint, in order of precedence: boto3's own, MLflow's, Kubeflow's PodDefault.
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "MINIO_ENDPOINT_URL")
@@ -48,7 +63,7 @@ def s3_client(connect_timeout: float = 5.0, attempts: int = 3) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url(),
-        region_name=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
+        region_name=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or DEFAULT_REGION,
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
         config=Config(connect_timeout=connect_timeout, read_timeout=60,

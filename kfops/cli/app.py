@@ -6,14 +6,14 @@ answers in a fraction of a second.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.markup import escape
 
@@ -24,6 +24,15 @@ console = Console(file=sys.stdout)
 err_console = Console(file=sys.stderr)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliSettings(BaseSettings):
+    """Settings of the command line itself. Each field is read from ``KFOPS_<FIELD NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="KFOPS_", extra="ignore", use_attribute_docstrings=True)
+
+    debug: bool = False
+    """Show the traceback of an error instead of its one-line summary."""
 
 
 def friendly_errors(func: F) -> F:
@@ -40,12 +49,12 @@ def friendly_errors(func: F) -> F:
             with in_step(command):
                 return func(*args, **kwargs)
         except KfopsError as error:
-            if os.environ.get("KFOPS_DEBUG"):
+            if CliSettings().debug:
                 raise
             err_console.print("[bold red]error:[/]", escape(str(error)), highlight=False, soft_wrap=True)
             sys.exit(1)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 state_dir_option = click.option(

@@ -139,7 +139,7 @@ def summary_table(summary: Any, mlflow_url: str | None) -> Table:
 def _print_curls(platform: Any) -> None:
     """Ready-to-paste requests for every endpoint serving the champion (with a real row of its input example)."""
     from infra.local.serving import LocalServing
-    from serving.protocols import open_inference_v2, seldon_v1
+    from kfops_serving.protocols import open_inference_v2, seldon_v1
 
     deployed = LocalServing(platform).deployed()
     if not deployed:

@@ -23,7 +23,7 @@ from infra.local.serving import LocalServing, ServedModel
 from infra.local.target import LocalTarget
 from kfops.base.errors import KfopsError
 from kfops.base.recipes import WINE_QUALITY
-from serving.protocols import open_inference_v2, seldon_v1
+from kfops_serving.protocols import open_inference_v2, seldon_v1
 from tests.conftest import started_platform
 from tests.datasets import cleaned_wine
 from trainer.data import load_frame, split
@@ -38,13 +38,7 @@ TUTORIAL_ROW = [5.6, 0.31, 0.37, 1.4, 0.074, 12.0, 96.0, 0.9954, 3.32, 0.58, 9.2
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
     # Two workers keep start-up quick in CI; the default (3) is what the benchmark measured best.
-    import os
-
-    os.environ["KFOPS_SELDON_WORKERS"] = "2"
-    try:
-        yield from started_platform(tmp_path_factory)
-    finally:
-        os.environ.pop("KFOPS_SELDON_WORKERS", None)
+    yield from started_platform(tmp_path_factory, seldon_workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +68,8 @@ def expected(serving: LocalServing, version: str, batch: list[list[float]]) -> n
     import mlflow.pyfunc
     import pandas as pd
 
-    model = mlflow.pyfunc.load_model(str(serving.root / "models" / NAME / version))
+    # The version as the registry holds it, not the copy the runtimes serve from.
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}/{version}")
     columns = model.metadata.get_input_schema().input_names()
     return np.asarray(model.predict(pd.DataFrame(batch, columns=columns)))
 
@@ -235,9 +230,15 @@ def test_a_model_that_cannot_load_is_never_swapped_in(serving: LocalServing, ver
 
 def test_compatibility_check_refuses_a_pickle_for_the_python_312_wrapper(serving: LocalServing,
                                                                          tmp_path: Path) -> None:
-    from tests.serving.test_compat import saved_model
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LinearRegression
 
-    model = saved_model(tmp_path, serialization="cloudpickle")
+    x = np.random.default_rng(0).random((20, 2))
+    fitted = LinearRegression().fit(x, x.sum(axis=1))
+    model = tmp_path / "cloudpickled"
+    mlflow.sklearn.save_model(fitted, model, serialization_format="cloudpickle",
+                              signature=infer_signature(x, fitted.predict(x)), pip_requirements=["scikit-learn"])
     with pytest.raises(KfopsError, match=r"cloudpickle from Python 3\.11, .* runs Python 3\.12") as raised:
         check_compatibility(model, {"v1": serving.runtime("v1"), "v2": serving.runtime("v2")})
     assert "nothing was deployed" in raised.value.fix
@@ -246,8 +247,8 @@ def test_compatibility_check_refuses_a_pickle_for_the_python_312_wrapper(serving
 
 def test_slo_gate_passes_and_fails_for_real(serving: LocalServing, tmp_path: Path, repo_root: Path) -> None:
     base = serving.platform.records()["mlserver"].url
-    command = [str(Path(sys.executable).parent / "locust"), "-f", str(repo_root / "loadtest" / "scenario_v2.py"),
-               "--headless", "-u", "4", "-r", "4", "-t", "4s", "--host", base, "--only-summary"]
+    command = [str(Path(sys.executable).parent / "locust"), "-f", str(repo_root / "loadtest" / "locustfile.py"),
+               "OpenInferenceUser", "--headless", "-u", "4", "-r", "4", "-t", "4s", "--host", base, "--only-summary"]
     env = {**__import__("os").environ, "KFOPS_MODEL_NAME": NAME}
     met = subprocess.run([*command, "--slo-p99-ms", "5000", "--slo-max-failure-ratio", "0"], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=120, check=False)

@@ -39,7 +39,7 @@ def test_v2_is_the_mlflow_server_on_mlserver_with_the_project_image() -> None:
     assert container["name"] == graph["name"]
     assert container["image"] == PROJECT_IMAGE
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["MLSERVER_MODEL_IMPLEMENTATION"] == "serving.mlserver_runtime.KfopsMLflowRuntime"
+    assert env["MLSERVER_MODEL_IMPLEMENTATION"] == "kfops_serving.mlserver_runtime.KfopsMLflowRuntime"
 
 
 def test_v1_is_the_seldon_wrapper_image_reading_the_downloaded_model() -> None:

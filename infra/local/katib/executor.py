@@ -31,25 +31,13 @@ from typing import Any
 from infra.local.katib.suggest import Suggester, make_suggester
 from infra.local.katib.zygote import THREAD_CAPS
 from kfops.base.errors import KfopsError, Step, in_step
+from kfops.base.recipes import SearchParameter
 
 _PLACEHOLDER = re.compile(r"\$\{trialParameters\.([^}]+)\}")
 #: Katib's default StdOut metrics filter.
 _METRIC = re.compile(r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)")
 
 Event = Callable[[str, "Trial"], None]
-
-
-@dataclass(frozen=True)
-class SpecParameter:
-    """A parameter of ``spec.parameters`` (the shape :mod:`.suggest` expects)."""
-
-    name: str
-    type: str
-    min: float | None = None
-    max: float | None = None
-    step: float | None = None
-    values: tuple[str, ...] = ()
-    log: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,7 +52,7 @@ class ParsedSpec:
     metrics: tuple[str, ...]
     algorithm: str
     settings: dict[str, str]
-    parameters: tuple[SpecParameter, ...]
+    parameters: tuple[SearchParameter, ...]
     max_trials: int
     parallel: int
     max_failed: int | None
@@ -87,7 +75,7 @@ def _number(value: Any, where: str) -> float | None:
         raise _bad_spec(f"{where} is not a number: {value!r}") from error
 
 
-def _parameter(raw: dict[str, Any]) -> SpecParameter:
+def _parameter(raw: dict[str, Any]) -> SearchParameter:
     name = raw.get("name") or "?"
     kind = raw.get("parameterType")
     space = raw.get("feasibleSpace") or {}
@@ -95,7 +83,7 @@ def _parameter(raw: dict[str, Any]) -> SpecParameter:
         values = tuple(str(v) for v in space.get("list") or ())
         if not values:
             raise _bad_spec(f"parameter {name!r} ({kind}) has an empty feasibleSpace.list")
-        return SpecParameter(name=name, type=kind, values=values)
+        return SearchParameter(name=name, type=kind, values=values)
     if kind not in ("double", "int"):
         raise _bad_spec(f"parameter {name!r} has unknown parameterType {kind!r}",
                         "use double, int, categorical or discrete")
@@ -111,7 +99,7 @@ def _parameter(raw: dict[str, Any]) -> SpecParameter:
     log = distribution == "logUniform"
     if log and low <= 0:
         raise _bad_spec(f"parameter {name!r}: a logUniform range must be positive")
-    return SpecParameter(name=name, type=kind, min=low, max=high,
+    return SearchParameter(name=name, type=kind, min=low, max=high,
                          step=_number(space.get("step"), f"parameter {name!r} step"), log=log)
 
 
@@ -524,8 +512,8 @@ class LocalExperiment:
 
     def _best(self, trials: list[Trial]) -> Trial | None:
         spec = self.spec
-        scored = [(t.objective(spec.objective_metric, spec.goal), t) for t in trials if t.condition == "Succeeded"]
-        scored = [(v, t) for v, t in scored if v is not None]
+        scored = [(value, t) for t in trials if t.condition == "Succeeded"
+                  if (value := t.objective(spec.objective_metric, spec.goal)) is not None]
         if not scored:
             return None
         pick = min if spec.goal == "minimize" else max

@@ -14,11 +14,12 @@ import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from components.katib.algorithms import ParameterLike, grid_values, typed_settings, validate_settings
+from components.katib.algorithms import grid_values, typed_settings, validate_settings
 from kfops.base.errors import KfopsError
+from kfops.base.recipes import SearchParameter
 
 
-def format_value(parameter: ParameterLike, value: Any) -> str:
+def format_value(parameter: SearchParameter, value: Any) -> str:
     """A sampled value as Katib writes parameter assignments (strings)."""
     if parameter.type == "int":
         return str(int(value))
@@ -47,7 +48,7 @@ class Suggester(Protocol):
 class GridSuggester:
     """grid: every combination of the parameters' grid values, in order, each once (then exhausted)."""
 
-    def __init__(self, parameters: Sequence[ParameterLike]) -> None:
+    def __init__(self, parameters: Sequence[SearchParameter]) -> None:
         self.names = [p.name for p in parameters]
         self.points = itertools.product(*(grid_values(p) for p in parameters))
         self.size = math.prod(len(grid_values(p)) for p in parameters)
@@ -71,7 +72,7 @@ class GridSuggester:
 class OptunaSuggester:
     """random, tpe, multivariate-tpe and cmaes via optuna's ask-and-tell interface."""
 
-    def __init__(self, algorithm: str, settings: dict[str, Any], parameters: Sequence[ParameterLike],
+    def __init__(self, algorithm: str, settings: dict[str, Any], parameters: Sequence[SearchParameter],
                  goal: str) -> None:
         import optuna
 
@@ -104,14 +105,14 @@ class OptunaSuggester:
         self.study = optuna.create_study(direction=goal, sampler=sampler)
 
     @staticmethod
-    def _distribution(parameter: ParameterLike) -> Any:
+    def _distribution(parameter: SearchParameter) -> Any:
         import optuna
 
         if parameter.type == "double":
             return optuna.distributions.FloatDistribution(parameter.min, parameter.max, log=parameter.log,
                                                           step=None if parameter.log else parameter.step)
         if parameter.type == "int":
-            return optuna.distributions.IntDistribution(int(parameter.min), int(parameter.max),  # type: ignore[arg-type]
+            return optuna.distributions.IntDistribution(int(parameter.bounds[0]), int(parameter.bounds[1]),
                                                         log=parameter.log, step=int(parameter.step or 1))
         return optuna.distributions.CategoricalDistribution(list(parameter.values))
 
@@ -142,7 +143,7 @@ class OptunaSuggester:
 class SkoptSuggester:
     """bayesianoptimization via scikit-optimize's ``Optimizer`` (what Katib's skopt suggestion service runs)."""
 
-    def __init__(self, settings: dict[str, Any], parameters: Sequence[ParameterLike], goal: str) -> None:
+    def __init__(self, settings: dict[str, Any], parameters: Sequence[SearchParameter], goal: str) -> None:
         from skopt import Optimizer
         from skopt.space import Categorical, Integer, Real
 
@@ -153,7 +154,7 @@ class SkoptSuggester:
             if p.type == "double":
                 dimensions.append(Real(p.min, p.max, prior=prior, name=p.name))
             elif p.type == "int":
-                dimensions.append(Integer(int(p.min), int(p.max), prior=prior, name=p.name))  # type: ignore[arg-type]
+                dimensions.append(Integer(int(p.bounds[0]), int(p.bounds[1]), prior=prior, name=p.name))
             else:
                 dimensions.append(Categorical(list(p.values), name=p.name))
         self.sign = 1.0 if goal == "minimize" else -1.0  # skopt always minimizes
@@ -185,7 +186,7 @@ class SkoptSuggester:
         return False
 
 
-def make_suggester(algorithm: str, settings: dict[str, str], parameters: Sequence[ParameterLike],
+def make_suggester(algorithm: str, settings: dict[str, str], parameters: Sequence[SearchParameter],
                    goal: str) -> Suggester:
     """The suggester for a Katib algorithm name and its (string) settings.
 

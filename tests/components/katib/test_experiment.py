@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from components.katib.experiment import JOB_FAILED, JOB_SUCCEEDED, TRIAL_CONTAINER, build_experiment
+from infra.cluster.validate import validate_manifest
 from kfops.base.contract import TRIAL_POD_LABELS
 from kfops.base.errors import KfopsError
 from kfops.base.recipes import RECIPES, WINE_QUALITY
@@ -66,8 +67,7 @@ def test_integer_parameters_are_written_as_integers() -> None:
 
 
 def test_experiment_is_a_valid_katib_resource() -> None:
-    validate = pytest.importorskip("infra.cluster.validate").validate_manifest
-    validate(build())
+    validate_manifest(build())
 
 
 @pytest.mark.parametrize(("case", "overrides", "expected"), [

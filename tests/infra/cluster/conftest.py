@@ -72,3 +72,9 @@ def render_program(small_workflow: str) -> Callable[..., Rendering]:
 def cluster_rendering(render_program: Callable[..., Rendering]) -> Rendering:
     """The program rendered with :data:`CLUSTER_CONFIG`."""
     return render_program()
+
+
+@pytest.fixture(scope="session")
+def real_rendering() -> Rendering:
+    """The program with the real compiled workflow (not the small one): what `pulumi up` would deploy."""
+    return run_program(CLUSTER_CONFIG, CLUSTER_SECRETS)

@@ -70,13 +70,28 @@ def test_poddefaults_select_the_pods_that_need_them(cluster_rendering: Rendering
     assert not selects(access, STEP_POD_LABELS)
 
 
-def test_deployed_pipeline_pods_carry_the_labels_the_poddefaults_select(cluster_rendering: Rendering) -> None:
-    version = next(obj for obj in cluster_rendering.manifests() if obj["kind"] == "PipelineVersion")
+def test_deployed_pipeline_pods_carry_the_labels_the_poddefaults_select(real_rendering: Rendering) -> None:
+    # The real workflow as the program deploys it: the labels come from pipelines/workflow.py, the selectors from the
+    # Pulumi components; neither side is taken from the other here.
+    version = next(obj for obj in real_rendering.manifests() if obj["kind"] == "PipelineVersion")
     executors = version["spec"]["platformSpec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    mlflow = cluster_rendering.find("PodDefault", MLFLOW_PODDEFAULT)
+    mlflow = real_rendering.find("PodDefault", MLFLOW_PODDEFAULT)
+    access = real_rendering.find("PodDefault", ACCESS_MINIO_PODDEFAULT)
+    assert len(executors) == 8
     for executor in executors.values():
         assert selects(mlflow, executor["podMetadata"]["labels"])
-        assert executor["secretAsEnv"][0]["secretName"] == S3_SECRET_NAME
+        assert not selects(access, executor["podMetadata"]["labels"])
+        assert executor["secretAsEnv"][0]["secretName"] == real_rendering.find("Secret", S3_SECRET_NAME)[
+            "metadata"]["name"]
+
+
+def test_katib_trial_pods_carry_the_label_the_credentials_poddefault_selects(real_rendering: Rendering) -> None:
+    from components.tune import build_tuning_experiment
+
+    experiment = build_tuning_experiment("winequality", "s3://datasets/x.parquet", max_trials=2, parallel_trials=1,
+                                         max_failed_trials=0, namespace="team-ml")
+    pod = experiment["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]
+    assert selects(real_rendering.find("PodDefault", ACCESS_MINIO_PODDEFAULT), pod["metadata"]["labels"])
 
 
 def test_secrets_exist_before_the_workloads_that_read_them(cluster_rendering: Rendering) -> None:

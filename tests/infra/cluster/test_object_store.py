@@ -5,7 +5,6 @@ from pulumi.runtime import rpc
 
 from infra.cluster.object_store import ENDPOINT_ENV, ObjectStoreAccess, ObjectStoreAccessArgs
 from infra.cluster.render import SECRET_PLACEHOLDER, Rendering, record
-from infra.cluster.settings import S3Credentials
 from infra.cluster.validate import validate_all
 from kfops.base.contract import (
     ACCESS_MINIO_PODDEFAULT,
@@ -16,6 +15,7 @@ from kfops.base.contract import (
     S3_SECRET_NAME,
     SELDON_S3_SECRET_NAME,
 )
+from kfops.base.storage import S3Credentials
 
 pytestmark = pytest.mark.unit
 
@@ -33,8 +33,8 @@ def test_kfp_artifact_secret_has_the_keys_kubeflow_reads_marked_secret() -> None
     rendering = build()
     data = rendering.inputs_of("Secret", S3_SECRET_NAME)["stringData"]
     assert rpc.is_rpc_secret(data)
-    assert rpc.unwrap_rpc_secret(data) == {S3_ACCESS_KEY_KEY: CREDENTIALS.access_key,
-                                           S3_SECRET_KEY_KEY: CREDENTIALS.secret_key}
+    assert rpc.unwrap_rpc_secret(data) == {S3_ACCESS_KEY_KEY: CREDENTIALS.access_key_id,
+                                           S3_SECRET_KEY_KEY: CREDENTIALS.secret_access_key}
 
 
 def test_seldon_secret_is_rclone_s3_remote_config() -> None:
@@ -44,8 +44,8 @@ def test_seldon_secret_is_rclone_s3_remote_config() -> None:
         "RCLONE_CONFIG_S3_TYPE": "s3",
         "RCLONE_CONFIG_S3_PROVIDER": "Minio",
         "RCLONE_CONFIG_S3_ENV_AUTH": "false",
-        "RCLONE_CONFIG_S3_ACCESS_KEY_ID": CREDENTIALS.access_key,
-        "RCLONE_CONFIG_S3_SECRET_ACCESS_KEY": CREDENTIALS.secret_key,
+        "RCLONE_CONFIG_S3_ACCESS_KEY_ID": CREDENTIALS.access_key_id,
+        "RCLONE_CONFIG_S3_SECRET_ACCESS_KEY": CREDENTIALS.secret_access_key,
         "RCLONE_CONFIG_S3_ENDPOINT": ENDPOINT,
     }
 
@@ -63,8 +63,8 @@ def test_rendered_secrets_hold_placeholders_only() -> None:
     rendering = build()
     assert set(rendering.find("Secret", S3_SECRET_NAME)["stringData"].values()) == {SECRET_PLACEHOLDER}
     text = repr(rendering.manifests())
-    assert CREDENTIALS.secret_key not in text
-    assert CREDENTIALS.access_key not in text
+    assert CREDENTIALS.secret_access_key not in text
+    assert CREDENTIALS.access_key_id not in text
 
 
 def test_generated_credentials_are_secrets_too() -> None:

@@ -122,7 +122,6 @@ def test_scrub(value: object, expected: object) -> None:
 
 def test_the_real_workflow_renders(tmp_path: Path) -> None:
     """The program with pipelines.compile as it is in the repository (the other tests use a small pipeline)."""
-    pytest.importorskip("pipelines.compile")
     written = render_stack("kind", tmp_path / "out")
     version = yaml.safe_load(next(path for path in written if "-pipelineversion-" in path.name).read_text())
     assert version["spec"]["pipelineSpec"]["pipelineInfo"]["name"] == version["spec"]["pipelineName"]

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from infra.local.processes import (
@@ -73,13 +76,24 @@ def test_exit_during_startup_names_the_service_and_the_log(tmp_path: Path) -> No
 def test_a_hung_start_is_abandoned_and_stopped(tmp_path: Path) -> None:
     port = free_port()
     spec = _spec("import time; time.sleep(60)", port)
-    with pytest.raises(KfopsError, match="not ready") as raised:
-        start_service(spec, tmp_path / "probe.log", timeout=0.5, grace=1)
-    assert "KFOPS_STARTUP_TIMEOUT" in raised.value.fix
-    import psutil
+    started: list[int] = []
+    real_popen = subprocess.Popen
 
-    leftovers = [p for p in psutil.process_iter(["cmdline"]) if "time.sleep(60)" in " ".join(p.info["cmdline"] or [])]
-    assert not leftovers
+    def recording_popen(*args: object, **kwargs: object) -> subprocess.Popen:
+        process = real_popen(*args, **kwargs)  # type: ignore[call-overload]
+        started.append(process.pid)
+        return process
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess, "Popen", recording_popen)
+        with pytest.raises(KfopsError, match="not ready") as raised:
+            start_service(spec, tmp_path / "probe.log", timeout=0.5, grace=1)
+    assert "KFOPS_STARTUP_TIMEOUT" in raised.value.fix
+    [pid] = started
+    # The process it started (and its group) is gone: reaped, not left running.
+    assert not psutil.pid_exists(pid)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)
 
 
 def test_port_in_use_names_the_port_and_the_setting(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +100,11 @@ def test_at_most_parallel_trials_run_at_once(tmp_path: Path) -> None:
 
 
 def test_deadline_kills_a_hung_trial(tmp_path: Path) -> None:
-    began = time.monotonic()
-    result = run_local_experiment(experiment("import time; time.sleep(30)", max_trials=1, parallel=1, timeout=1),
+    result = run_local_experiment(experiment("import time; time.sleep(600)", max_trials=1, parallel=1, timeout=1),
                                   tmp_path)
-    assert time.monotonic() - began < 10
     trial, = result["trials"]
     assert (trial["condition"], trial["reason"]) == ("Failed", "DeadlineExceeded")
+    assert trial["message"] == "killed after activeDeadlineSeconds=1"
 
 
 @pytest.mark.parametrize(("case", "change", "expected"), [
@@ -137,6 +135,7 @@ def wine_experiment(tmp_path: Path, dataset: str) -> dict[str, Any]:
                             algorithm_settings={"random_state": "7"})
 
 
+@pytest.mark.integration  # starts a fresh interpreter per trial: seconds, not milliseconds
 def test_forked_trainer_trials_match_fresh_interpreters(tmp_path: Path) -> None:
     dataset = str(cleaned_wine(tmp_path))
     forked = run_local_experiment(wine_experiment(tmp_path, dataset), tmp_path / "forked", fork=True)

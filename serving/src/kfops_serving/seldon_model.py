@@ -1,7 +1,7 @@
 """``KfopsModel``: the seldon-core user model that serves an MLflow pyfunc model over the Seldon (v1) protocol.
 
 On a cluster Seldon's storage initializer downloads the model to ``/mnt/models`` and the serving image runs
-``seldon-core-microservice serving.seldon_model.KfopsModel``. Locally the same class is given a *pointer file*
+``seldon-core-microservice kfops_serving.seldon_model.KfopsModel``. Locally the same class is given a *pointer file*
 naming the model directory instead: when the pointer changes (a new champion was deployed) each worker loads the new
 model next to the old one, swaps, and acknowledges in ``acks/<pid>.json``. Requests are served by the old model
 until the new one is ready, so rolling to a new champion leaves no moment without a ready server, and a model that
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from serving.scoring import Scorer
-from serving.scoring import load as load_scorer
-from serving.validation import InvalidInput
+from kfops_serving.scoring import Scorer
+from kfops_serving.scoring import load as load_scorer
+from kfops_serving.validation import InvalidInput
 
 logger = logging.getLogger(__name__)
 

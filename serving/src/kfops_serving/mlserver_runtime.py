@@ -1,7 +1,7 @@
 """``KfopsMLflowRuntime``: MLServer's MLflow runtime, with every request checked against the model's signature.
 
 The stock runtime passes whatever it decoded to the model, so a missing feature or a NaN comes back as an HTTP 500
-with a generic message. This subclass answers 400 with the reason (see :mod:`serving.validation`) and also accepts
+with a generic message. This subclass answers 400 with the reason (see :mod:`kfops_serving.validation`) and also accepts
 one 2-D tensor (``shape [rows, features]``, columns in signature order) besides one tensor per column.
 """
 
@@ -13,8 +13,8 @@ from mlserver.types import InferenceRequest, InferenceResponse
 from mlserver_mlflow import MLflowRuntime
 from mlserver_mlflow.codecs import TensorDictCodec
 
-from serving.scoring import Scorer
-from serving.validation import InvalidInput
+from kfops_serving.scoring import Scorer
+from kfops_serving.validation import InvalidInput
 
 
 class KfopsMLflowRuntime(MLflowRuntime):

@@ -1,10 +1,10 @@
-"""Run the seldon-core REST server for :class:`serving.seldon_model.KfopsModel` on the local target.
+"""Run the seldon-core REST server for :class:`kfops_serving.seldon_model.KfopsModel` on the local target.
 
 The same seldon-core pieces ``seldon-core-microservice`` assembles (its Flask app, metrics, gunicorn application
 class), with what a developer machine needs instead of a pod: bound to 127.0.0.1 only (the stock CLI binds
 0.0.0.0), no gRPC or separate metrics port, a request size limit, and HTTP errors keeping their status (seldon-core's
 catch-all handler would turn a 413 into a 500). Run with the seldon venv's Python:
-``python -m serving.seldon_local --port 9000 --pointer current.json --acks acks/``.
+``python -m kfops_serving.seldon_local --port 9000 --pointer current.json --acks acks/``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     from seldon_core.wrapper import get_rest_microservice
     from werkzeug.exceptions import HTTPException
 
-    from serving.seldon_model import KfopsModel
+    from kfops_serving.seldon_model import KfopsModel
 
     user_model = KfopsModel(pointer=args.pointer, acks=args.acks)
     metrics = SeldonMetrics(worker_id_func=os.getpid)
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     def keep_http_status(error: HTTPException) -> object:
         response = jsonify({"status": {"code": error.code, "info": error.description, "reason": error.name,
                                        "status": "FAILURE"}})
-        response.status_code = error.code
+        response.status_code = error.code or 500
         return response
 
     options = {

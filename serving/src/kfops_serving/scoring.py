@@ -1,9 +1,9 @@
 """One scoring path for both serving runtimes: validate a batch once, then predict.
 
 MLflow's ``PyFuncModel.predict`` re-enforces the signature on every call (building a second DataFrame), and
-scikit-learn checks the input again; for a request that :func:`serving.validation.to_frame` already validated, both
-are pure overhead (measured: about 35% of MLServer's time per request). For scikit-learn models whose inputs are all
-doubles the raw estimator is called directly, with scikit-learn's finiteness check off (already done); any other
+scikit-learn checks the input again; for a request that :func:`kfops_serving.validation.to_frame` already validated,
+both are pure overhead (measured: about 35% of MLServer's time per request). For scikit-learn models whose inputs are
+all doubles the raw estimator is called directly, with scikit-learn's finiteness check off (already done); any other
 model goes through ``PyFuncModel.predict`` unchanged.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.validation import to_frame
+from kfops_serving.validation import to_frame
 
 
 class Scorer:
@@ -33,7 +33,7 @@ class Scorer:
         self._predict: Callable[[Any], Any] = _fast_predict(model, schema) or model.predict
 
     def score(self, rows: Any, names: Sequence[str] | None = None) -> np.ndarray:
-        """Validate ``rows`` (see :func:`~serving.validation.to_frame`) and return the model's predictions."""
+        """Validate ``rows`` (see :func:`~kfops_serving.validation.to_frame`) and return the model's predictions."""
         return np.asarray(self._predict(to_frame(rows, self.columns, names)))
 
 

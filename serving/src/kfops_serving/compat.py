@@ -6,7 +6,7 @@ pod. Here the model's own record (``MLmodel``) is compared with what the runtime
 clear refusal that names it.
 
 A runtime is described by the versions it really has: for a local runtime, queried from its Python environment;
-for a cluster image, read from the pins the image is built from (``pyproject.toml``, ``serving/requirements.txt``).
+for a cluster image, read from the pins the image is built from (``pyproject.toml``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.validation import InvalidInput, to_frame
+from kfops_serving.validation import InvalidInput, to_frame
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,27 @@
+"""Writing files so that readers see the old content or the new, never half, and nobody else can read them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def write_private(path: Path, text: str) -> None:
+    """Create or replace ``path`` atomically, with mode 0600 from the first byte on.
+
+    kfops keeps credentials, process records and settings in its state dir: each is written whole or not at all, and
+    readable by its owner only.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o600)  # O_CREAT honours the umask; an existing tmp keeps its old mode
+    tmp.replace(path)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """:func:`write_private` of ``payload`` as JSON."""
+    write_private(path, json.dumps(payload, indent=2))
