@@ -14,12 +14,15 @@ from kfp import dsl, kubernetes
 from kfops.base import defaults
 from kfops.base.contract import (
     DATASETS_BUCKET,
+    MLFLOW_CONFIG_KEYS,
+    MLFLOW_CONFIG_MAP,
     PIPELINE_NAME,
+    S3_CONFIG_KEYS,
+    S3_CONFIG_MAP,
     S3_SECRET_ENV,
     S3_SECRET_NAME,
     SERVING_CONFIG_KEYS,
     SERVING_CONFIG_MAP,
-    STEP_POD_LABELS,
 )
 from pipelines import steps
 
@@ -28,11 +31,16 @@ DESCRIPTION = ("Ingest, clean and store a dataset; tune with Katib; train, regis
 
 
 def _for_cluster(task: dsl.PipelineTask) -> dsl.PipelineTask:
-    """What every step needs on a cluster; the local runner ignores Kubernetes settings."""
+    """What every step needs on a cluster; the local runner ignores Kubernetes settings.
+
+    The object store's credentials, endpoint and region and the MLflow server come from the Secret and ConfigMaps the
+    Pulumi program creates, written into the pod spec by KFP's driver: no admission webhook is involved.
+    """
     kubernetes.use_secret_as_env(task, secret_name=S3_SECRET_NAME,
                                  secret_key_to_env={key: env for env, key in S3_SECRET_ENV.items()})
-    for label, value in STEP_POD_LABELS.items():
-        kubernetes.add_pod_label(task, label, value)
+    for config_map, keys in ((S3_CONFIG_MAP, S3_CONFIG_KEYS), (MLFLOW_CONFIG_MAP, MLFLOW_CONFIG_KEYS)):
+        kubernetes.use_config_map_as_env(task, config_map_name=config_map,
+                                         config_map_key_to_env={key: key for key in keys})
     # Steps read URLs and write to the registry: a cached result would silently skip real work.
     task.set_caching_options(False)
     task.set_cpu_request("250m").set_memory_request("512M").set_memory_limit("4G")

@@ -24,7 +24,13 @@ from kubeflow_katib_api.models import (
 )
 
 from components.katib.algorithms import ALGORITHMS, validate_settings
-from kfops.base.contract import PROJECT_IMAGE, TRIAL_POD_LABELS
+from kfops.base.contract import (
+    PROJECT_IMAGE,
+    S3_CONFIG_KEYS,
+    S3_CONFIG_MAP,
+    S3_SECRET_ENV,
+    S3_SECRET_NAME,
+)
 from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.recipes import Recipe, SearchParameter
 
@@ -52,6 +58,14 @@ def trial_command(recipe: Recipe, dataset_uri: str) -> list[str]:
     """The trainer command of a trial, with one ``${trialParameters.<name>}`` placeholder per hyperparameter."""
     return ["python", "-m", "trainer", "--recipe", recipe.name, "--data", dataset_uri,
             *(f"--{p.name}=${{trialParameters.{p.name}}}" for p in recipe.search_space)]
+
+
+def trial_env() -> list[dict[str, Any]]:
+    """A trial's S3 credentials, endpoint and region, from the Secret and ConfigMap the Pulumi program creates."""
+    return [*({"name": env, "valueFrom": {"secretKeyRef": {"name": S3_SECRET_NAME, "key": key}}}
+              for env, key in S3_SECRET_ENV.items()),
+            *({"name": key, "valueFrom": {"configMapKeyRef": {"name": S3_CONFIG_MAP, "key": key}}}
+              for key in S3_CONFIG_KEYS)]
 
 
 @in_step(Step.TUNE)
@@ -97,15 +111,15 @@ def build_experiment(recipe: Recipe, *, name: str, namespace: str, dataset_uri: 
             "backoffLimit": 0,
             "activeDeadlineSeconds": trial_timeout_seconds,
             "template": {
-                # The access-minio PodDefault injects S3 credentials and endpoint into pods with this label; an
-                # Istio sidecar would keep the Job from ever completing.
-                "metadata": {"labels": dict(TRIAL_POD_LABELS), "annotations": {"sidecar.istio.io/inject": "false"}},
+                # An Istio sidecar would keep the Job from ever completing.
+                "metadata": {"annotations": {"sidecar.istio.io/inject": "false"}},
                 "spec": {
                     "restartPolicy": "Never",
                     "containers": [{
                         "name": TRIAL_CONTAINER,
                         "image": image,
                         "command": trial_command(recipe, dataset_uri),
+                        "env": trial_env(),
                         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"},
                                       "limits": {"cpu": "1", "memory": "2Gi"}},
                     }],

@@ -1,7 +1,8 @@
-"""ObjectStoreAccess: the S3 credentials every consumer of the object store reads, in the names each one expects.
+"""The object store as the workflow sees it: its credentials and endpoint (ObjectStoreAccess) and its buckets.
 
 Replaces the tutorials' hand-made steps: copying ``mlpipeline-minio-artifact`` into the user namespace, writing the
-``access-minio`` PodDefault, and templating Seldon's rclone secret with sed.
+``access-minio`` PodDefault (:mod:`.poddefaults` now), and templating Seldon's rclone secret with sed.
+ObjectStoreAccess comes before the platform (KFP's own pods read its Secret); Buckets after it (it needs the store).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra.cluster.meta import child_options, object_meta, pod_default
+from infra.cluster.meta import child_options, object_meta
 from kfops.base.contract import (
-    ACCESS_MINIO_PODDEFAULT,
     BUCKETS,
     PROJECT_IMAGE,
     S3_ACCESS_KEY_KEY,
+    S3_CONFIG_KEYS,
+    S3_CONFIG_MAP,
     S3_SECRET_ENV,
     S3_SECRET_KEY_KEY,
     S3_SECRET_NAME,
@@ -26,8 +28,6 @@ from kfops.base.contract import (
 from kfops.base.storage import DEFAULT_REGION, S3Credentials
 
 _COMPONENT = "object-store"
-#: Environment variable of the S3 endpoint in pods the ``access-minio`` PodDefault selects (the tutorials' name).
-ENDPOINT_ENV = "MINIO_ENDPOINT_URL"
 #: rclone reads a remote named ``s3`` from ``RCLONE_CONFIG_S3_*``; Seldon's storage initializer maps ``s3://`` URIs
 #: to that remote.
 RCLONE_PREFIX = "RCLONE_CONFIG_S3_"
@@ -36,7 +36,7 @@ RCLONE_PREFIX = "RCLONE_CONFIG_S3_"
 _CREATE_BUCKETS = """\
 import os
 import boto3
-s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_DEFAULT_REGION"])
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL_S3"], region_name=os.environ["AWS_DEFAULT_REGION"])
 have = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
 for bucket in os.environ["KFOPS_BUCKETS"].split(","):
     if bucket not in have:
@@ -50,14 +50,12 @@ class ObjectStoreAccessArgs:
     """Inputs of :class:`ObjectStoreAccess`.
 
     Attributes:
-        namespace: Namespace of the secrets and the PodDefault.
+        namespace: Namespace of the secrets and the ConfigMap.
         endpoint: In-cluster URL of the S3 store.
         credentials: The key pair from secret config, or None to generate one (only for a store this stack
             installs, which then takes its credentials from the generated secret).
         region: Region S3 clients sign for.
         rclone_provider: rclone ``provider`` value for Seldon's storage initializer.
-        create_buckets: Whether to run the Job that creates missing buckets.
-        buckets: Buckets the workflow uses.
     """
 
     namespace: pulumi.Input[str]
@@ -65,16 +63,14 @@ class ObjectStoreAccessArgs:
     credentials: S3Credentials | None = None
     region: str = DEFAULT_REGION
     rclone_provider: str = "Other"
-    create_buckets: bool = True
-    buckets: tuple[str, ...] = BUCKETS
 
 
 class ObjectStoreAccess(pulumi.ComponentResource):
-    """The KFP artifact secret, the Seldon rclone secret, the ``access-minio`` PodDefault and the bucket Job.
+    """The KFP artifact secret, the Seldon rclone secret, and the ConfigMap with the store's endpoint and region.
 
     Attributes:
         endpoint: In-cluster S3 endpoint.
-        buckets: Bucket names.
+        region: Region S3 clients sign for.
         access_key: The access key id (a Pulumi secret).
         secret_key: The secret access key (a Pulumi secret).
         secrets: The Secret resources, for workloads that must not start before them.
@@ -95,7 +91,7 @@ class ObjectStoreAccess(pulumi.ComponentResource):
         self.access_key = pulumi.Output.secret(access_key)
         self.secret_key = pulumi.Output.secret(secret_key)
         self.endpoint = pulumi.Output.from_input(args.endpoint)
-        self.buckets = pulumi.Output.from_input(list(args.buckets))
+        self.region = pulumi.Output.from_input(args.region)
 
         s3_secret = k8s.core.v1.Secret(
             f"{name}-kfp-artifact", metadata=object_meta(S3_SECRET_NAME, args.namespace, _COMPONENT), type="Opaque",
@@ -104,28 +100,49 @@ class ObjectStoreAccess(pulumi.ComponentResource):
             f"{name}-seldon-rclone", metadata=object_meta(SELDON_S3_SECRET_NAME, args.namespace, _COMPONENT),
             type="Opaque", string_data=rclone_config(args.endpoint, args.rclone_provider, self.access_key,
                                                      self.secret_key), opts=child)
+        config = k8s.core.v1.ConfigMap(
+            f"{name}-settings", metadata=object_meta(S3_CONFIG_MAP, args.namespace, _COMPONENT),
+            data={"AWS_ENDPOINT_URL_S3": args.endpoint, "AWS_DEFAULT_REGION": args.region}, opts=child)
         self.secrets = [s3_secret, seldon_secret]
+        self.resources: list[pulumi.Resource] = [s3_secret, seldon_secret, config]
+        self.register_outputs({"endpoint": self.endpoint, "s3_secret": S3_SECRET_NAME,
+                               "seldon_secret": SELDON_S3_SECRET_NAME, "config_map": S3_CONFIG_MAP})
 
-        pod_default(f"{name}-poddefault", ACCESS_MINIO_PODDEFAULT, args.namespace, _COMPONENT,
-                    "S3 credentials and endpoint of the kfops object store",
-                    [*s3_secret_env(), {"name": ENDPOINT_ENV, "value": args.endpoint}], child)
 
-        if args.create_buckets:
-            self._bucket_job(name, args, pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                depends_on=[s3_secret])))
+@dataclass(frozen=True)
+class BucketsArgs:
+    """Inputs of :class:`Buckets`.
 
-        self.register_outputs({"endpoint": self.endpoint, "buckets": self.buckets, "s3_secret": S3_SECRET_NAME,
-                               "seldon_secret": SELDON_S3_SECRET_NAME})
+    Attributes:
+        namespace: Namespace of the Job.
+        buckets: Buckets the workflow uses.
+    """
 
-    def _bucket_job(self, name: str, args: ObjectStoreAccessArgs, opts: pulumi.ResourceOptions) -> None:
+    namespace: pulumi.Input[str]
+    buckets: tuple[str, ...] = BUCKETS
+
+
+class Buckets(pulumi.ComponentResource):
+    """A Job that creates the workflow's buckets if they are missing.
+
+    It reads the keys from the Secret and the endpoint from the ConfigMap of :class:`ObjectStoreAccess`.
+
+    Attributes:
+        buckets: Bucket names.
+    """
+
+    def __init__(self, name: str, args: BucketsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("kfops:platform:Buckets", name, None, opts)
+        child = child_options(self, opts)
+        self.buckets = pulumi.Output.from_input(list(args.buckets))
         env = [
             *s3_secret_env(),
-            {"name": "AWS_ENDPOINT_URL", "value": args.endpoint},
-            {"name": "AWS_DEFAULT_REGION", "value": args.region},
+            *({"name": key, "valueFrom": {"configMapKeyRef": {"name": S3_CONFIG_MAP, "key": key}}}
+              for key in S3_CONFIG_KEYS),
             {"name": "KFOPS_BUCKETS", "value": ",".join(args.buckets)},
         ]
         k8s.batch.v1.Job(
-            f"{name}-buckets", metadata=object_meta("kfops-create-buckets", args.namespace, _COMPONENT),
+            f"{name}-job", metadata=object_meta("kfops-create-buckets", args.namespace, _COMPONENT),
             spec={
                 "backoffLimit": 6,
                 "template": {
@@ -141,7 +158,8 @@ class ObjectStoreAccess(pulumi.ComponentResource):
                     },
                 },
             },
-            opts=opts)
+            opts=child)
+        self.register_outputs({"buckets": self.buckets})
 
 
 def s3_secret_env() -> list[dict[str, object]]:

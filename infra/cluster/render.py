@@ -165,8 +165,10 @@ class Rendering:
 class _RecordingMocks(pulumi.runtime.Mocks):
     """Mocks that record registrations and answer like a provider would, with made-up ids and generated values."""
 
-    def __init__(self, rendering: Rendering) -> None:
+    def __init__(self, rendering: Rendering,
+                 kustomize: Callable[[str], list[dict[str, Any]]] = lambda _directory: []) -> None:
         self.rendering = rendering
+        self.kustomize = kustomize
         #: (type, name) -> names of its dependencies, filled by the monitor just before new_resource is called.
         self.dependencies: dict[tuple[str, str], set[str]] = {}
 
@@ -187,10 +189,12 @@ class _RecordingMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        # Only the kustomize Directory invokes the provider; its manifests come from upstream at `pulumi up`.
+        # Only the kustomize Directory invokes the provider; its manifests come from upstream at `pulumi up` (none
+        # here, unless a test supplies some).
         self.rendering.invokes.append((args.token, dict(args.args)))
-        kustomize = args.token == "kubernetes:kustomize:directory"  # noqa: S105 - a function name
-        return ({"result": []} if kustomize else {}), []
+        if args.token == "kubernetes:kustomize:directory":  # noqa: S105 - a function name
+            return {"result": self.kustomize(str(args.args["directory"]))}, []
+        return {}, []
 
 
 class _RecordingMonitor(MockMonitor):
@@ -221,6 +225,7 @@ def record(
     secret_keys: Collection[str] = (),
     stack: str = "test",
     project: str = "kfops",
+    kustomize: Callable[[str], list[dict[str, Any]]] = lambda _directory: [],
 ) -> Rendering:
     """Run a Pulumi program under the mock runtime and record what it registers and exports.
 
@@ -230,6 +235,7 @@ def record(
         secret_keys: Config keys whose values are secrets.
         stack: Stack name the program sees.
         project: Project name the program sees.
+        kustomize: The objects a remote kustomization (by URL) holds; none by default.
 
     Returns:
         The recording.
@@ -241,7 +247,7 @@ def record(
     logger.addHandler(collector)
     # A fresh root Stack per run: the runtime keeps the previous one (and its outputs) otherwise.
     runtime_settings.set_root_resource(None)  # type: ignore[arg-type]  # the runtime's own reset value
-    mocks = _RecordingMocks(rendering)
+    mocks = _RecordingMocks(rendering, kustomize)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, logger=logger,
                              monitor=_RecordingMonitor(mocks))
     runtime_config.set_all_config(dict(config or {}), list(secret_keys))

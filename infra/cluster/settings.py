@@ -20,6 +20,7 @@ from kfops.base.contract import SELDON_DEPLOYMENT_NAME, SELDON_PREDICTOR_NAME
 from kfops.base.errors import KfopsError, in_step
 from kfops.base.seldon_versions import DEFAULT_SELDON_CORE_VERSION, parse_version
 from kfops.base.storage import DEFAULT_REGION, S3Credentials
+from kfops.base.upstream.kfp import NAMESPACE as KFP_NAMESPACE
 
 #: Config namespace of every key (the project name in ``Pulumi.yaml``).
 CONFIG_NAMESPACE = "kfops"
@@ -67,8 +68,9 @@ class StackSettings(BaseModel):
     store it installs takes them from this stack."""
 
     s3_endpoint: str | None = None
-    """In-cluster URL of the S3 object store (e.g. ``http://minio-service.kubeflow:9000``). Required unless the stack
-    installs the platform, whose bundled store is the default."""
+    """In-cluster URL of the S3 object store (Kubeflow's bundled SeaweedFS:
+    ``http://seaweedfs.kubeflow.svc.cluster.local:9000``). Required unless the stack installs the platform, whose
+    bundled store is the default."""
 
     s3_region: str = Field(DEFAULT_REGION, min_length=1)
     """Region the S3 clients sign requests for; any value works for MinIO and SeaweedFS."""
@@ -149,6 +151,12 @@ class StackSettings(BaseModel):
              "is required for a recurring run (kfops:recurringSchedule)"),
             (not self.install_platform and self.s3_endpoint is None, "s3Endpoint",
              "is required unless kfops:installPlatform is true"),
+            # The platform's installs run in KFP's namespace, which this stack then creates first (labelled as KFP's
+            # and Katib's own Namespace objects would have been).
+            (self.install_platform and self.namespace != KFP_NAMESPACE, "namespace",
+             f"must be {KFP_NAMESPACE} when kfops:installPlatform is true (standalone KFP runs execute there)"),
+            (self.install_platform and self.workspace_mode != "namespace", "workspaceMode",
+             "must be namespace when kfops:installPlatform is true (the stack creates the namespace)"),
         ]
         for failed, name, problem in requirements:
             if failed:

@@ -1,4 +1,4 @@
-"""Tracking: the MLflow tracking server and model registry the workflow logs to, and the PodDefault pointing at it."""
+"""Tracking: the MLflow tracking server and model registry the workflow logs to, and the ConfigMap pointing at it."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.cluster.meta import child_options, in_cluster_url, labels, object_meta, pod_default
+from infra.cluster.meta import child_options, in_cluster_url, labels, object_meta
 from infra.cluster.object_store import s3_secret_env
-from kfops.base.contract import MLFLOW_ARTIFACT_ROOT, MLFLOW_PODDEFAULT, PROJECT_IMAGE
+from kfops.base.contract import MLFLOW_ARTIFACT_ROOT, MLFLOW_CONFIG_MAP, PROJECT_IMAGE, PROJECT_IMAGE_USER
 
 _COMPONENT = "tracking"
 #: Name of the deployed server's Deployment, Service and database volume.
@@ -61,10 +61,9 @@ class Tracking(pulumi.ComponentResource):
         else:
             self.url = self._deploy(name, args, child)
 
-        pod_default(f"{name}-poddefault", MLFLOW_PODDEFAULT, args.namespace, _COMPONENT,
-                    "MLflow tracking server and its S3 artifact store",
-                    [{"name": "MLFLOW_TRACKING_URI", "value": self.url},
-                     {"name": "MLFLOW_S3_ENDPOINT_URL", "value": args.s3_endpoint}], child)
+        k8s.core.v1.ConfigMap(
+            f"{name}-settings", metadata=object_meta(MLFLOW_CONFIG_MAP, args.namespace, _COMPONENT),
+            data={"MLFLOW_TRACKING_URI": self.url, "MLFLOW_S3_ENDPOINT_URL": args.s3_endpoint}, opts=child)
         self.register_outputs({"url": self.url})
 
     def _deploy(self, name: str, args: TrackingArgs, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
@@ -101,6 +100,10 @@ class Tracking(pulumi.ComponentResource):
                     "metadata": {"labels": pod_labels},
                     "spec": {
                         "automountServiceAccountToken": False,
+                        # The database volume is group-writable by the image's user: a volume usually comes
+                        # root-owned, and MLflow (uid 1000) must create its SQLite file there.
+                        "securityContext": {"runAsUser": PROJECT_IMAGE_USER, "runAsGroup": PROJECT_IMAGE_USER,
+                                            "fsGroup": PROJECT_IMAGE_USER},
                         "containers": [{
                             "name": "mlflow", "image": args.image, "command": command, "env": env,
                             "ports": [{"name": "http", "containerPort": SERVER_PORT}],

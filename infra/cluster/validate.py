@@ -170,10 +170,12 @@ def _poddefault_parts(obj: dict[str, Any]) -> Iterator[Part]:
         if key in spec:
             yield (f"spec.{key}", f"spec.containers[0].{key}",
                    _synthetic_pod("poddefault", {"containers": [{"name": "c", key: spec[key]}]}))
-    for key in ("volumes", "tolerations"):
+    for key in ("volumes", "tolerations", "imagePullSecrets", "initContainers"):
         if key in spec:
             yield f"spec.{key}", f"spec.{key}", _synthetic_pod("poddefault", {"containers": [{"name": "c"}],
                                                                               key: spec[key]})
+    if "sidecars" in spec:  # containers added next to the pod's own
+        yield "spec.sidecars", "spec.containers", _synthetic_pod("poddefault", {"containers": spec["sidecars"]})
 
 
 def _profile_parts(obj: dict[str, Any]) -> Iterator[Part]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -9,45 +10,52 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.cluster.meta import child_options, labels, object_meta
-from kfops.base.contract import PIPELINE_SERVICE_ACCOUNT, S3_SECRET_NAME, SELDON_S3_SECRET_NAME
+from kfops.base.contract import PIPELINE_SERVICE_ACCOUNT
+from kfops.base.upstream import Grant, katib, kfp, kubeflow
 
 _COMPONENT = "workspace"
 
-#: Katib injects its metrics-collector sidecar into trial pods only in namespaces with this label.
-KATIB_INJECTION_LABEL = {"katib.kubeflow.org/metrics-collector-injection": "enabled"}
+#: Katib refuses Experiments in a namespace without this label, and injects its metrics collector only there.
+KATIB_INJECTION_LABEL = katib.INJECTION_LABEL.value
 #: The PodDefault admission webhook only mutates pods of namespaces with this label (Kubeflow profile namespaces).
-PODDEFAULT_WEBHOOK_LABEL = {"app.kubernetes.io/part-of": "kubeflow-profile"}
+PODDEFAULT_WEBHOOK_LABEL = kubeflow.PODDEFAULT_NAMESPACE_LABEL.value
 #: KFP's profile controller provisions its per-namespace artifact config for namespaces with this label.
 KFP_ENABLED_LABEL = {"pipelines.kubeflow.org/enabled": "true"}
 
-#: What the workflow's steps do with the Kubernetes API in their own namespace, and nothing more: the tune step
-#: creates a Katib Experiment, watches it and reads its Trials; steps read the two secrets they are given.
+
+def policy_rules(grants: Iterable[Grant]) -> list[k8s.rbac.v1.PolicyRuleArgs]:
+    """Role rules granting exactly ``grants`` (one rule per API group, resource and resource name)."""
+    verbs: dict[tuple[str, str, str | None], list[str]] = {}
+    for grant in grants:
+        verbs.setdefault((grant.api_group, grant.resource, grant.resource_name), []).append(grant.verb)
+    return [k8s.rbac.v1.PolicyRuleArgs(api_groups=[group], resources=[resource], verbs=sorted(set(names)),
+                                       resource_names=[name] if name else None)
+            for (group, resource, name), names in sorted(verbs.items(), key=lambda item: str(item[0]))]
+
+
+#: What the workflow's steps do with the Kubernetes API in their own namespace, and nothing more: what KFP's driver,
+#: launcher and Argo's executor do as the run's ServiceAccount, and the tune step's Experiment and Trials.
 #: (Managing SeldonDeployments is granted by ServingConfig, which owns serving.)
-WORKFLOW_RULES = (
-    k8s.rbac.v1.PolicyRuleArgs(api_groups=["kubeflow.org"], resources=["experiments"],
-                               verbs=["create", "get", "list", "watch"]),
-    k8s.rbac.v1.PolicyRuleArgs(api_groups=["kubeflow.org"], resources=["trials"], verbs=["get", "list", "watch"]),
-    k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["secrets"],
-                               resource_names=[S3_SECRET_NAME, SELDON_S3_SECRET_NAME], verbs=["get"]),
-    # Every KFP step runs under Argo's executor, which reports the step's outputs as WorkflowTaskResults in the
-    # run's namespace; without this the steps succeed but the run never sees their outputs.
-    k8s.rbac.v1.PolicyRuleArgs(api_groups=["argoproj.io"], resources=["workflowtaskresults"],
-                               verbs=["create", "patch"]),
-)
+WORKFLOW_GRANTS: tuple[Grant, ...] = (*kfp.RUNNER_GRANTS, *katib.CLIENT_GRANTS)
 
 
-def namespace_labels(istio_injection: bool) -> dict[str, str]:
-    """Labels the workflow's namespace needs for Katib, PodDefaults, KFP and Istio to act on its pods.
+def namespace_labels(namespace: str, istio_injection: bool, platform: bool = False) -> dict[str, str]:
+    """Labels the workflow's namespace needs for Katib, KFP and Istio to act on its pods.
 
     Args:
+        namespace: The namespace.
         istio_injection: Whether Istio should inject sidecars.
+        platform: Whether the stack installs the platform into this namespace (then it also gets the labels KFP's own
+            Namespace object would have set).
 
     Returns:
-        The label map.
+        The label map. The PodDefault webhook's label is left off the namespace the webhook itself runs in: with its
+        ``failurePolicy: Fail``, the webhook's own pods could not be created while it is down.
     """
     return {
         **labels(_COMPONENT),
-        **PODDEFAULT_WEBHOOK_LABEL,
+        **(kfp.NAMESPACE_LABELS.value if platform else {}),
+        **(PODDEFAULT_WEBHOOK_LABEL if namespace != kubeflow.PODDEFAULT_NAMESPACE else {}),
         **KATIB_INJECTION_LABEL,
         **KFP_ENABLED_LABEL,
         "istio-injection": "enabled" if istio_injection else "disabled",
@@ -63,12 +71,14 @@ class WorkspaceArgs:
         mode: ``namespace`` (create it), ``profile`` (create a Kubeflow Profile) or ``existing`` (label it).
         istio_injection: Whether Istio injects sidecars into the namespace's pods.
         profile_owner: Owner of the Profile (profile mode).
+        platform: Whether the stack installs the platform into this namespace.
     """
 
     namespace: str
     mode: Literal["namespace", "profile", "existing"] = "namespace"
     istio_injection: bool = False
     profile_owner: str | None = None
+    platform: bool = False
 
 
 class Workspace(pulumi.ComponentResource):
@@ -77,6 +87,7 @@ class Workspace(pulumi.ComponentResource):
     Attributes:
         namespace: The namespace name, resolved once the namespace exists (use it so objects wait for it).
         service_account: Name of the ServiceAccount pipeline runs use.
+        resource: The Namespace, Profile or namespace patch itself (for what must wait until it exists).
     """
 
     namespace: pulumi.Output[str]
@@ -85,8 +96,9 @@ class Workspace(pulumi.ComponentResource):
     def __init__(self, name: str, args: WorkspaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kfops:platform:Workspace", name, None, opts)
         child = child_options(self, opts)
-        wanted_labels = namespace_labels(args.istio_injection)
+        wanted_labels = namespace_labels(args.namespace, args.istio_injection, args.platform)
 
+        self.resource: pulumi.Resource
         if args.mode == "profile":
             # The profile controller creates the namespace and labels it from its namespace-labels config, which in
             # Kubeflow's manifests includes the Katib, KFP and PodDefault labels above.
@@ -95,22 +107,25 @@ class Workspace(pulumi.ComponentResource):
                 metadata=object_meta(args.namespace, None, _COMPONENT),
                 spec={"owner": {"kind": "User", "name": args.profile_owner}}, opts=child)
             self.namespace = profile.metadata.apply(lambda meta: meta["name"])
+            self.resource = profile
         elif args.mode == "existing":
             patch = k8s.core.v1.NamespacePatch(
                 f"{name}-namespace",
                 metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=args.namespace, labels=wanted_labels), opts=child)
             self.namespace = patch.metadata.apply(lambda meta: meta["name"])
+            self.resource = patch
         else:
             namespace = k8s.core.v1.Namespace(
                 f"{name}-namespace",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels=wanted_labels), opts=child)
             self.namespace = namespace.metadata.apply(lambda meta: meta["name"])
+            self.resource = namespace
 
         account = k8s.core.v1.ServiceAccount(
             f"{name}-runner", metadata=object_meta(PIPELINE_SERVICE_ACCOUNT, self.namespace, _COMPONENT), opts=child)
         role = k8s.rbac.v1.Role(
             f"{name}-runner", metadata=object_meta(PIPELINE_SERVICE_ACCOUNT, self.namespace, _COMPONENT),
-            rules=list(WORKFLOW_RULES), opts=child)
+            rules=policy_rules(WORKFLOW_GRANTS), opts=child)
         bind_to_runner(f"{name}-runner", role, self.namespace, _COMPONENT, child)
         self.service_account = account.metadata.apply(lambda meta: meta["name"])
 

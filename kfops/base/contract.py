@@ -12,6 +12,8 @@ from typing import Final
 #: Image every pipeline step, Katib trial and the v1 serving container run on a cluster (built from
 #: ``trainer/Dockerfile``; tags are pinned, never ``latest``).
 PROJECT_IMAGE: Final = "ghcr.io/kfops/kfops:0.1.0"
+#: The user (and group) the project image runs as (``USER`` of ``trainer/Dockerfile``).
+PROJECT_IMAGE_USER: Final = 1000
 
 #: Image of the Seldon (v1) protocol server: the seldon-core wrapper around the model (``serving/Dockerfile``).
 SERVING_V1_IMAGE: Final = "ghcr.io/kfops/kfops-serving-v1:0.1.0"
@@ -23,18 +25,21 @@ S3_SECRET_KEY_KEY: Final = "secretkey"
 #: How the secret's keys reach a step's environment (names boto3 and MLflow read).
 S3_SECRET_ENV: Final = {"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY_KEY}
 
-#: PodDefault that injects S3 credentials and ``MINIO_ENDPOINT_URL``; it selects pods with this label.
+#: ConfigMap with the object store's endpoint and region; every step and trial gets its keys as environment variables
+#: (names boto3 reads).
+S3_CONFIG_MAP: Final = "kfops-s3"
+S3_CONFIG_KEYS: Final = ("AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION")
+#: ConfigMap with the MLflow tracking server and its artifact store; every step gets its keys as environment variables.
+MLFLOW_CONFIG_MAP: Final = "kfops-mlflow"
+MLFLOW_CONFIG_KEYS: Final = ("MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL")
+
+#: PodDefaults for the namespace's other pods (notebooks, the tutorials' pattern): ``access-minio`` injects S3
+#: credentials and ``MINIO_ENDPOINT_URL``, ``mlflow-server-minio`` the MLflow variables, into pods labelled
+#: ``<name>: "true"``. The workflow's own pods do not rely on them (they read the Secret and the ConfigMaps above),
+#: so a run never depends on the PodDefault webhook.
 ACCESS_MINIO_PODDEFAULT: Final = "access-minio"
-#: PodDefault that injects ``MLFLOW_TRACKING_URI`` and ``MLFLOW_S3_ENDPOINT_URL``.
 MLFLOW_PODDEFAULT: Final = "mlflow-server-minio"
-#: Labels of pipeline step pods: the MLflow PodDefault applies; S3 credentials come from the secret itself
-#: (kfp-kubernetes ``use_secret_as_env``), so the ``access-minio`` PodDefault must not also inject them (the
-#: PodDefault webhook rejects a pod whose env it would redefine).
-STEP_POD_LABELS: Final = {MLFLOW_PODDEFAULT: "true"}
-#: Labels of Katib trial pods (plain Jobs, not KFP tasks): credentials and endpoint come from ``access-minio``.
-TRIAL_POD_LABELS: Final = {ACCESS_MINIO_PODDEFAULT: "true"}
-#: Every label the two PodDefaults select, i.e. the union of the above.
-POD_LABELS: Final = {**TRIAL_POD_LABELS, **STEP_POD_LABELS}
+POD_LABELS: Final = {ACCESS_MINIO_PODDEFAULT: "true", MLFLOW_PODDEFAULT: "true"}
 
 #: Secret with ``RCLONE_CONFIG_S3_*`` keys that Seldon Core's storage initializer uses to download models from S3
 #: (referenced by ``envSecretRefName`` in the SeldonDeployment).

@@ -10,10 +10,13 @@ from __future__ import annotations
 import re
 from typing import Final
 
-#: Operator (Helm chart ``seldon-core-operator``) and storage-initializer version a stack gets unless it says otherwise.
-DEFAULT_SELDON_CORE_VERSION: Final = "1.17.1"
+from kfops.base.upstream import seldon
+
+#: Operator (Helm chart ``seldon-core-operator``) and storage-initializer version a stack gets unless it says otherwise:
+#: the version the facts in :mod:`kfops.base.upstream.seldon` were checked at.
+DEFAULT_SELDON_CORE_VERSION: Final = seldon.VERSION
 #: The last release published under Apache-2.0; everything newer is BSL-licensed.
-LAST_APACHE_RELEASE: Final = (1, 17, 1)
+LAST_APACHE_RELEASE: Final = seldon.LAST_APACHE_RELEASE.value
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.-]+)?$")
 

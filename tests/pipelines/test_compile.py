@@ -10,7 +10,15 @@ import pytest
 import yaml
 
 from kfops.base import defaults
-from kfops.base.contract import S3_SECRET_ENV, S3_SECRET_NAME, SERVING_CONFIG_MAP, STEP_POD_LABELS
+from kfops.base.contract import (
+    MLFLOW_CONFIG_KEYS,
+    MLFLOW_CONFIG_MAP,
+    S3_CONFIG_KEYS,
+    S3_CONFIG_MAP,
+    S3_SECRET_ENV,
+    S3_SECRET_NAME,
+    SERVING_CONFIG_MAP,
+)
 from pipelines.compile import WORKFLOW_FILE, compile_workflow
 
 pytestmark = pytest.mark.unit
@@ -41,7 +49,7 @@ def test_cli_writes_the_same_bytes(compiled: str, tmp_path: Path) -> None:
     assert (tmp_path / WORKFLOW_FILE).read_text() == compiled
 
 
-def test_every_step_gets_the_s3_secret_and_the_mlflow_poddefault_label(compiled: str) -> None:
+def test_every_step_gets_the_s3_secret_and_both_config_maps(compiled: str) -> None:
     documents = list(yaml.safe_load_all(compiled))
     pipeline, platform = documents
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
@@ -50,12 +58,15 @@ def test_every_step_gets_the_s3_secret_and_the_mlflow_poddefault_label(compiled:
         [secret] = config["secretAsEnv"]
         assert secret["secretName"] == S3_SECRET_NAME, name
         assert {m["envVar"]: m["secretKey"] for m in secret["keyToEnv"]} == S3_SECRET_ENV
-        assert config["podMetadata"]["labels"] == STEP_POD_LABELS
+        assert "podMetadata" not in config, "no step may depend on the PodDefault webhook"
+        maps = {m["configMapName"]: {k["configMapKey"]: k["envVar"] for k in m["keyToEnv"]}
+                for m in config["configMapAsEnv"]}
+        assert maps[S3_CONFIG_MAP] == {key: key for key in S3_CONFIG_KEYS}, name
+        assert maps[MLFLOW_CONFIG_MAP] == {key: key for key in MLFLOW_CONFIG_KEYS}, name
     tasks = pipeline["root"]["dag"]["tasks"]
     assert set(tasks) == STEPS
     [deploy_config] = [config for name, config in executors.items() if "deploy" in name]
-    [config_map] = deploy_config["configMapAsEnv"]
-    assert config_map["configMapName"] == SERVING_CONFIG_MAP
+    [config_map] = [m for m in deploy_config["configMapAsEnv"] if m["configMapName"] == SERVING_CONFIG_MAP]
     assert config_map["optional"] is True
     assert all(task["cachingOptions"] == {} for task in tasks.values()), "caching must stay off"
     images = {e["container"]["image"] for e in pipeline["deploymentSpec"]["executors"].values()}

@@ -6,7 +6,7 @@ import pytest
 
 from components.katib.experiment import JOB_FAILED, JOB_SUCCEEDED, TRIAL_CONTAINER, build_experiment
 from infra.cluster.validate import validate_manifest
-from kfops.base.contract import TRIAL_POD_LABELS
+from kfops.base.contract import S3_CONFIG_MAP, S3_SECRET_NAME
 from kfops.base.errors import KfopsError
 from kfops.base.recipes import RECIPES, WINE_QUALITY
 
@@ -51,12 +51,15 @@ def test_trial_template_runs_the_trainer_with_placeholders() -> None:
     assert job["kind"] == "Job"
     assert job["spec"]["backoffLimit"] == 0
     pod = job["spec"]["template"]
-    assert pod["metadata"]["labels"] == TRIAL_POD_LABELS
+    assert "labels" not in pod["metadata"], "trials must not depend on the PodDefault webhook"
     assert pod["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
     container = pod["spec"]["containers"][0]
     assert container["command"] == ["python", "-m", "trainer", "--recipe", "winequality", "--data", DATASET,
                                     "--alpha=${trialParameters.alpha}", "--l1_ratio=${trialParameters.l1_ratio}"]
-    assert "env" not in container, "credentials come from the PodDefault, never from the spec"
+    sources = {env["name"]: env["valueFrom"] for env in container["env"]}
+    assert all("value" not in env for env in container["env"]), "no literal value: credentials stay in the Secret"
+    assert sources["AWS_SECRET_ACCESS_KEY"]["secretKeyRef"]["name"] == S3_SECRET_NAME
+    assert sources["AWS_ENDPOINT_URL_S3"]["configMapKeyRef"]["name"] == S3_CONFIG_MAP
 
 
 def test_integer_parameters_are_written_as_integers() -> None:

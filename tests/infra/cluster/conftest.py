@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra.cluster.render import Rendering, run_program
-from kfops.base.contract import PIPELINE_NAME, PROJECT_IMAGE, S3_SECRET_ENV, S3_SECRET_NAME, STEP_POD_LABELS
+from kfops.base.contract import PIPELINE_NAME, PROJECT_IMAGE
 
 #: Config of a stack on a real cluster (what Pulumi.example.yaml holds, with plain values for the secrets).
 CLUSTER_CONFIG = {
@@ -24,8 +24,10 @@ CLUSTER_SECRETS = ("kfops:s3AccessKey", "kfops:s3SecretKey")
 
 
 def compile_small_pipeline(path: Path) -> str:
-    """Compile a one-step KFP v2 pipeline that mounts the S3 secret and labels its pod like the real workflow."""
-    from kfp import compiler, dsl, kubernetes
+    """Compile a one-step KFP v2 pipeline configured for the cluster the way the real workflow's steps are."""
+    from kfp import compiler, dsl
+
+    from pipelines.workflow import _for_cluster
 
     @dsl.component(base_image=PROJECT_IMAGE)
     def echo(message: str) -> str:
@@ -33,11 +35,7 @@ def compile_small_pipeline(path: Path) -> str:
 
     @dsl.pipeline(name=PIPELINE_NAME, description="A small pipeline for the Pulumi program's tests.")
     def small(message: str = "hello") -> None:
-        task = echo(message=message)
-        kubernetes.use_secret_as_env(task, secret_name=S3_SECRET_NAME, secret_key_to_env={
-            key: variable for variable, key in S3_SECRET_ENV.items()})
-        for label, value in STEP_POD_LABELS.items():
-            kubernetes.add_pod_label(task, label, value)
+        _for_cluster(echo(message=message))
 
     compiler.Compiler().compile(small, str(path))
     return path.read_text(encoding="utf-8")

@@ -11,12 +11,12 @@ import pytest
 from infra.cluster.render import Rendering
 from infra.cluster.validate import validate_all
 from kfops.base.contract import (
-    ACCESS_MINIO_PODDEFAULT,
-    MLFLOW_PODDEFAULT,
+    MLFLOW_CONFIG_KEYS,
+    MLFLOW_CONFIG_MAP,
     PIPELINE_SERVICE_ACCOUNT,
-    S3_SECRET_NAME,
-    STEP_POD_LABELS,
-    TRIAL_POD_LABELS,
+    S3_CONFIG_KEYS,
+    S3_CONFIG_MAP,
+    S3_SECRET_ENV,
 )
 from kfops.base.paths import REPO_ROOT
 
@@ -32,13 +32,11 @@ ALLOWED = {
     *(("machinelearning.seldon.io", "seldondeployments", verb)
       for verb in ("create", "get", "list", "watch", "update", "patch", "delete")),
     ("", "secrets", "get"),
+    # KFP 2.17's root driver reads ConfigMap kfp-launcher and only tolerates NotFound, not Forbidden.
+    ("", "configmaps", "get"),
     # Argo's executor records each step's outputs as WorkflowTaskResults.
     *(("argoproj.io", "workflowtaskresults", verb) for verb in ("create", "patch")),
 }
-
-
-def selects(poddefault: dict, labels: dict[str, str]) -> bool:
-    return poddefault["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
 def test_every_object_is_valid_and_in_the_workspace_namespace(cluster_rendering: Rendering) -> None:
@@ -53,51 +51,74 @@ def test_rbac_grants_nothing_beyond_what_the_workflow_does(cluster_rendering: Re
     grants = {(group, resource, verb) for obj in manifests if obj["kind"] == "Role" for rule in obj["rules"]
               for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
     assert grants == ALLOWED
+    named = {(rule["resources"][0], name) for obj in manifests if obj["kind"] == "Role" for rule in obj["rules"]
+             for name in rule.get("resourceNames") or ()}
+    assert ("configmaps", "kfp-launcher") in named
+    assert ("secrets", "mlpipeline-minio-artifact") in named
     assert all(rule.get("resourceNames") for obj in manifests if obj["kind"] == "Role" for rule in obj["rules"]
-               if rule["resources"] == ["secrets"])
+               if rule["resources"] in (["secrets"], ["configmaps"]))
     subjects = {json.dumps(subject, sort_keys=True) for obj in manifests if obj["kind"] == "RoleBinding"
                 for subject in obj["subjects"]}
     assert subjects == {json.dumps({"kind": "ServiceAccount", "name": PIPELINE_SERVICE_ACCOUNT,
                                     "namespace": "team-ml"}, sort_keys=True)}
 
 
-def test_poddefaults_select_the_pods_that_need_them(cluster_rendering: Rendering) -> None:
-    mlflow = cluster_rendering.find("PodDefault", MLFLOW_PODDEFAULT)
-    access = cluster_rendering.find("PodDefault", ACCESS_MINIO_PODDEFAULT)
-    assert selects(mlflow, STEP_POD_LABELS)
-    assert selects(access, TRIAL_POD_LABELS)
-    # Steps get credentials from the secret itself; the webhook rejects a pod whose env a PodDefault would redefine.
-    assert not selects(access, STEP_POD_LABELS)
+def keys_of(rendering: Rendering, kind: str, name: str) -> set[str]:
+    obj = rendering.find(kind, name)
+    return set(obj.get("data") or {}) | set(obj.get("stringData") or {})
 
 
-def test_deployed_pipeline_pods_carry_the_labels_the_poddefaults_select(real_rendering: Rendering) -> None:
-    # The real workflow as the program deploys it: the labels come from pipelines/workflow.py, the selectors from the
-    # Pulumi components; neither side is taken from the other here.
+def test_pipeline_steps_read_only_keys_the_program_creates(real_rendering: Rendering) -> None:
+    # The real workflow as the program deploys it: the references come from pipelines/workflow.py, the objects from
+    # the Pulumi components; neither side is taken from the other here.
     version = next(obj for obj in real_rendering.manifests() if obj["kind"] == "PipelineVersion")
     executors = version["spec"]["platformSpec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    mlflow = real_rendering.find("PodDefault", MLFLOW_PODDEFAULT)
-    access = real_rendering.find("PodDefault", ACCESS_MINIO_PODDEFAULT)
     assert len(executors) == 8
     for executor in executors.values():
-        assert selects(mlflow, executor["podMetadata"]["labels"])
-        assert not selects(access, executor["podMetadata"]["labels"])
-        assert executor["secretAsEnv"][0]["secretName"] == real_rendering.find("Secret", S3_SECRET_NAME)[
-            "metadata"]["name"]
+        assert "podMetadata" not in executor, "a run must not depend on the PodDefault webhook"
+        for secret in executor["secretAsEnv"]:
+            assert {m["secretKey"] for m in secret["keyToEnv"]} <= keys_of(real_rendering, "Secret",
+                                                                              secret["secretName"])
+        for config_map in executor["configMapAsEnv"]:
+            if config_map.get("optional"):
+                continue
+            assert {m["configMapKey"] for m in config_map["keyToEnv"]} <= keys_of(
+                real_rendering, "ConfigMap", config_map["configMapName"])
+        assert {c["configMapName"] for c in executor["configMapAsEnv"]} >= {S3_CONFIG_MAP, MLFLOW_CONFIG_MAP}
 
 
-def test_katib_trial_pods_carry_the_label_the_credentials_poddefault_selects(real_rendering: Rendering) -> None:
+def test_katib_trials_read_only_keys_the_program_creates(real_rendering: Rendering) -> None:
     from components.tune import build_tuning_experiment
 
     experiment = build_tuning_experiment("winequality", "s3://datasets/x.parquet", max_trials=2, parallel_trials=1,
                                          max_failed_trials=0, namespace="team-ml")
     pod = experiment["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]
-    assert selects(real_rendering.find("PodDefault", ACCESS_MINIO_PODDEFAULT), pod["metadata"]["labels"])
+    assert "labels" not in pod["metadata"], "a trial must not depend on the PodDefault webhook"
+    [container] = pod["spec"]["containers"]
+    names = {env["name"] for env in container["env"]}
+    assert names == {*S3_SECRET_ENV, *S3_CONFIG_KEYS}
+    for env in container["env"]:
+        source = env["valueFrom"]
+        if "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            assert ref["key"] in keys_of(real_rendering, "Secret", ref["name"])
+        else:
+            ref = source["configMapKeyRef"]
+            assert ref["key"] in keys_of(real_rendering, "ConfigMap", ref["name"])
+
+
+def test_config_maps_point_at_the_in_cluster_services(real_rendering: Rendering) -> None:
+    s3 = real_rendering.find("ConfigMap", S3_CONFIG_MAP)["data"]
+    mlflow = real_rendering.find("ConfigMap", MLFLOW_CONFIG_MAP)["data"]
+    assert set(s3) == set(S3_CONFIG_KEYS)
+    assert set(mlflow) == set(MLFLOW_CONFIG_KEYS)
+    assert mlflow["MLFLOW_S3_ENDPOINT_URL"] == s3["AWS_ENDPOINT_URL_S3"]
 
 
 def test_secrets_exist_before_the_workloads_that_read_them(cluster_rendering: Rendering) -> None:
     secret = "object-store-kfp-artifact"
     assert secret in cluster_rendering.named("tracking-server").depends_on
-    assert secret in cluster_rendering.named("object-store-buckets").depends_on
+    assert secret in cluster_rendering.named("buckets-job").depends_on
     assert secret in cluster_rendering.named("workflow-version").depends_on
 
 
@@ -121,7 +142,7 @@ def test_credentials_are_exported_only_as_secrets(cluster_rendering: Rendering) 
 def test_generated_credentials_never_reach_manifests_or_plain_outputs(
         render_program: Callable[..., Rendering]) -> None:
     rendering = render_program({"kfops:installPlatform": "true", "kfops:namespace": "kubeflow",
-                                "kfops:workspaceMode": "existing"}, ())
+                                }, ())
     generated, is_secret = rendering.outputs["s3SecretKey"]
     assert is_secret
     assert len(generated) == 40

@@ -3,13 +3,16 @@ from __future__ import annotations
 import pytest
 from pulumi.runtime import rpc
 
-from infra.cluster.object_store import ENDPOINT_ENV, ObjectStoreAccess, ObjectStoreAccessArgs
+from infra.cluster.object_store import Buckets, BucketsArgs, ObjectStoreAccess, ObjectStoreAccessArgs
+from infra.cluster.poddefaults import ENDPOINT_ENV, PodDefaults, PodDefaultsArgs
 from infra.cluster.render import SECRET_PLACEHOLDER, Rendering, record
 from infra.cluster.validate import validate_all
 from kfops.base.contract import (
     ACCESS_MINIO_PODDEFAULT,
     BUCKETS,
     S3_ACCESS_KEY_KEY,
+    S3_CONFIG_KEYS,
+    S3_CONFIG_MAP,
     S3_SECRET_ENV,
     S3_SECRET_KEY_KEY,
     S3_SECRET_NAME,
@@ -23,10 +26,15 @@ ENDPOINT = "http://s3.storage.svc.cluster.local:9000"
 CREDENTIALS = S3Credentials("AKIATESTACCESSKEY000", "test-secret-key-that-must-never-be-rendered")
 
 
-def build(credentials: S3Credentials | None = CREDENTIALS, create_buckets: bool = True) -> Rendering:
-    return record(lambda: ObjectStoreAccess("object-store", ObjectStoreAccessArgs(
-        namespace="team-ml", endpoint=ENDPOINT, credentials=credentials, rclone_provider="Minio",
-        create_buckets=create_buckets)))
+def build(credentials: S3Credentials | None = CREDENTIALS) -> Rendering:
+    def program() -> None:
+        ObjectStoreAccess("object-store", ObjectStoreAccessArgs(
+            namespace="team-ml", endpoint=ENDPOINT, credentials=credentials, rclone_provider="Minio"))
+        Buckets("buckets", BucketsArgs(namespace="team-ml"))
+        PodDefaults("poddefaults", PodDefaultsArgs(namespace="team-ml", s3_endpoint=ENDPOINT,
+                                                   mlflow_url="http://kfops-mlflow.team-ml.svc.cluster.local:5000"))
+
+    return record(program)
 
 
 def test_kfp_artifact_secret_has_the_keys_kubeflow_reads_marked_secret() -> None:
@@ -78,17 +86,20 @@ def test_generated_credentials_are_secrets_too() -> None:
     assert generated[S3_SECRET_KEY_KEY] not in repr(rendering.manifests())
 
 
-def test_bucket_job_creates_the_workflow_buckets_after_the_secret_exists() -> None:
-    rendering = build()
-    assert "object-store-kfp-artifact" in rendering.named("object-store-buckets").depends_on
-    job = rendering.find("Job", "kfops-create-buckets")
+def test_the_endpoint_and_region_are_a_config_map_steps_and_trials_read() -> None:
+    data = build().find("ConfigMap", S3_CONFIG_MAP)["data"]
+    assert set(data) == set(S3_CONFIG_KEYS)
+    assert data["AWS_ENDPOINT_URL_S3"] == ENDPOINT
+
+
+def test_bucket_job_reads_keys_from_the_secret_and_the_endpoint_from_the_config_map() -> None:
+    job = build().find("Job", "kfops-create-buckets")
     env = {entry["name"]: entry for entry in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["KFOPS_BUCKETS"]["value"] == ",".join(BUCKETS)
-    assert env["AWS_ENDPOINT_URL"]["value"] == ENDPOINT
-
-
-def test_bucket_job_is_optional() -> None:
-    assert build(create_buckets=False).of_type("kubernetes:batch/v1:Job") == []
+    assert env["AWS_ENDPOINT_URL_S3"]["valueFrom"] == {"configMapKeyRef": {"name": S3_CONFIG_MAP,
+                                                                            "key": "AWS_ENDPOINT_URL_S3"}}
+    for variable, key in S3_SECRET_ENV.items():
+        assert env[variable]["valueFrom"] == {"secretKeyRef": {"name": S3_SECRET_NAME, "key": key}}
 
 
 def test_every_object_is_valid() -> None:

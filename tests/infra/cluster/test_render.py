@@ -43,7 +43,7 @@ def test_checked_in_stacks_render_to_valid_manifests(stack: str, tmp_path: Path,
 def test_render_writes_one_file_per_object_named_after_it(tmp_path: Path, small_workflow: str) -> None:
     written = render_stack("kind", tmp_path / "out")
     names = {path.name for path in written}
-    assert "01-namespace-kubeflow.patch.yaml" in names
+    assert "01-namespace-kubeflow.yaml" in names
     assert any(name.endswith("-secret-kubeflow-mlpipeline-minio-artifact.yaml") for name in names)
 
 

@@ -10,7 +10,7 @@ from .conftest import CLUSTER_CONFIG, CLUSTER_SECRETS
 
 pytestmark = pytest.mark.unit
 
-KIND = {"kfops:installPlatform": "true", "kfops:namespace": "kubeflow", "kfops:workspaceMode": "existing"}
+KIND = {"kfops:installPlatform": "true", "kfops:namespace": "kubeflow"}
 
 
 def settings(changes: dict[str, str | None], base: dict[str, str] = CLUSTER_CONFIG,
@@ -75,6 +75,10 @@ def test_every_key_is_documented_where_it_is_defined() -> None:
          "kfops:kfpApiUrl", "recurring"),
         ("five-field cron", {"kfops:kfpApiUrl": "http://localhost:8888", "kfops:recurringSchedule": "0 3 * * *"},
          CLUSTER_SECRETS, "kfops:recurringSchedule", "six fields"),
+        ("platform outside kubeflow", {"kfops:installPlatform": "true"}, CLUSTER_SECRETS, "kfops:namespace",
+         "must be kubeflow"),
+        ("platform into an existing namespace", {**KIND, "kfops:workspaceMode": "existing"}, CLUSTER_SECRETS,
+         "kfops:workspaceMode", "the stack creates the namespace"),
         ("not a boolean", {"kfops:installPlatform": "maybe"}, CLUSTER_SECRETS, "kfops:installPlatform", "bool"),
         ("not a Seldon release", {"kfops:seldonVersion": "latest"}, CLUSTER_SECRETS, "kfops:seldonVersion",
          "release number"),

@@ -6,7 +6,7 @@ from infra.cluster.render import Rendering, record
 from infra.cluster.tracking import SERVER_NAME, Tracking, TrackingArgs
 from infra.cluster.validate import validate_all
 from kfops.base.contract import MLFLOW_ARTIFACT_ROOT as ARTIFACT_ROOT
-from kfops.base.contract import MLFLOW_PODDEFAULT, S3_SECRET_ENV, S3_SECRET_NAME
+from kfops.base.contract import MLFLOW_CONFIG_KEYS, MLFLOW_CONFIG_MAP, PROJECT_IMAGE_USER, S3_SECRET_ENV, S3_SECRET_NAME
 
 pytestmark = pytest.mark.unit
 
@@ -24,17 +24,12 @@ def build(**changes: object) -> Rendering:
     return record(program)
 
 
-def env_of(poddefault: dict) -> dict[str, str]:
-    return {entry["name"]: entry["value"] for entry in poddefault["spec"]["env"]}
-
-
-def test_deployed_server_is_what_the_poddefault_points_at() -> None:
+def test_deployed_server_is_what_the_config_map_points_at() -> None:
     rendering = build()
     url = f"http://{SERVER_NAME}.team-ml.svc.cluster.local:5000"
-    assert env_of(rendering.find("PodDefault", MLFLOW_PODDEFAULT)) == {
-        "MLFLOW_TRACKING_URI": url, "MLFLOW_S3_ENDPOINT_URL": S3}
-    assert rendering.find("PodDefault", MLFLOW_PODDEFAULT)["spec"]["selector"] == {
-        "matchLabels": {MLFLOW_PODDEFAULT: "true"}}
+    data = rendering.find("ConfigMap", MLFLOW_CONFIG_MAP)["data"]
+    assert data == {"MLFLOW_TRACKING_URI": url, "MLFLOW_S3_ENDPOINT_URL": S3}
+    assert set(data) == set(MLFLOW_CONFIG_KEYS)
     service = rendering.find("Service", SERVER_NAME)
     deployment = rendering.find("Deployment", SERVER_NAME)
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
@@ -67,8 +62,14 @@ def test_server_accepts_its_cluster_dns_name() -> None:
 def test_external_server_is_only_referenced() -> None:
     rendering = build(mode="external", external_url="https://mlflow.example.com")
     assert rendering.of_type("kubernetes:apps/v1:Deployment") == []
-    assert env_of(rendering.find("PodDefault", MLFLOW_PODDEFAULT))["MLFLOW_TRACKING_URI"] == \
+    assert rendering.find("ConfigMap", MLFLOW_CONFIG_MAP)["data"]["MLFLOW_TRACKING_URI"] == \
         "https://mlflow.example.com"
+
+
+def test_the_database_volume_is_writable_by_the_image_user() -> None:
+    pod = build().find("Deployment", SERVER_NAME)["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {"runAsUser": PROJECT_IMAGE_USER, "runAsGroup": PROJECT_IMAGE_USER,
+                                      "fsGroup": PROJECT_IMAGE_USER}
 
 
 def test_every_object_is_valid() -> None:

@@ -136,7 +136,7 @@ def test_objects_as_kfops_builds_them_are_valid(obj: dict[str, Any]) -> None:
         ("PodDefault without selector", changed(PODDEFAULT, "spec.selector"), "spec"),
         ("namespaced Profile", changed(PROFILE, "metadata.namespace", "team-ml"), "metadata"),
         ("bad quota", changed(PROFILE, "spec.resourceQuotaSpec.hard", ["cpu"]), "spec.resourceQuotaSpec.hard"),
-        ("Pipeline displayName the CRD prunes", changed(PIPELINE, "spec.displayName", "P"), "spec.displayName"),
+        ("Pipeline field only versions have", changed(PIPELINE, "spec.pipelineName", "P"), "spec.pipelineName"),
         ("version without spec", changed(VERSION, "spec.pipelineSpec"), "spec"),
         ("version spec that is not IR", changed(VERSION, "spec.pipelineSpec", {"a": 1}), "spec.pipelineSpec"),
         ("typo in a core object", changed(CONFIG_MAP, "data", rename="dat"), "dat"),

@@ -11,7 +11,8 @@ from infra.cluster.workspace import (
     WorkspaceArgs,
     namespace_labels,
 )
-from kfops.base.contract import PIPELINE_SERVICE_ACCOUNT, S3_SECRET_NAME, SELDON_S3_SECRET_NAME
+from kfops.base.contract import PIPELINE_SERVICE_ACCOUNT
+from kfops.base.upstream import katib, kfp, kubeflow
 
 pytestmark = pytest.mark.unit
 
@@ -30,10 +31,20 @@ def test_namespace_has_the_labels_kubeflow_acts_on(istio: bool) -> None:
 
 
 def test_existing_namespace_is_patched_not_created() -> None:
-    rendering = build(WorkspaceArgs(namespace="kubeflow", mode="existing"))
+    rendering = build(WorkspaceArgs(namespace="team-ml", mode="existing"))
     assert rendering.of_type("kubernetes:core/v1:Namespace") == []
     [patch] = rendering.of_type("kubernetes:core/v1:NamespacePatch")
-    assert patch.manifest()["metadata"]["labels"] == namespace_labels(False)
+    assert patch.manifest()["metadata"]["labels"] == namespace_labels("team-ml", False)
+
+
+def test_the_poddefault_webhooks_own_namespace_is_never_put_behind_it() -> None:
+    # The webhook runs in kubeflow with failurePolicy Fail: with its label there, its own pods could not be created
+    # while it is down (kubeflow/kubeflow#4808).
+    labels = build(WorkspaceArgs(namespace=kubeflow.PODDEFAULT_NAMESPACE, platform=True)).find(
+        "Namespace", kubeflow.PODDEFAULT_NAMESPACE)["metadata"]["labels"]
+    assert not labels.items() >= PODDEFAULT_WEBHOOK_LABEL.items()
+    assert labels.items() >= KATIB_INJECTION_LABEL.items()
+    assert labels.items() >= kfp.NAMESPACE_LABELS.value.items(), "the labels KFP's own Namespace object carries"
 
 
 def test_profile_mode_creates_a_cluster_scoped_profile_owned_by_the_user() -> None:
@@ -45,18 +56,15 @@ def test_profile_mode_creates_a_cluster_scoped_profile_owned_by_the_user() -> No
     assert rendering.find("ServiceAccount", PIPELINE_SERVICE_ACCOUNT)["metadata"]["namespace"] == "team-ml"
 
 
-def test_runner_role_grants_only_what_the_steps_do() -> None:
+def test_runner_role_grants_what_kfp_and_katib_do_as_the_runner_and_nothing_else() -> None:
     role = build(WorkspaceArgs(namespace="team-ml")).find("Role", PIPELINE_SERVICE_ACCOUNT)
-    grants = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
-              for resource in rule["resources"] for verb in rule["verbs"]}
-    assert grants == {
-        *(("kubeflow.org", "experiments", verb) for verb in ("create", "get", "list", "watch")),
-        *(("kubeflow.org", "trials", verb) for verb in ("get", "list", "watch")),
-        ("", "secrets", "get"),
-        *(("argoproj.io", "workflowtaskresults", verb) for verb in ("create", "patch")),
-    }
-    [secrets_rule] = [rule for rule in role["rules"] if rule["resources"] == ["secrets"]]
-    assert sorted(secrets_rule["resourceNames"]) == sorted([S3_SECRET_NAME, SELDON_S3_SECRET_NAME])
+    grants = {(group, resource, verb, name) for rule in role["rules"] for group in rule["apiGroups"]
+              for resource in rule["resources"] for verb in rule["verbs"]
+              for name in (rule.get("resourceNames") or [None])}
+    needed = {(g.api_group, g.resource, g.verb, g.resource_name) for g in (*kfp.RUNNER_GRANTS, *katib.CLIENT_GRANTS)}
+    assert grants == needed
+    # KFP 2.17's root driver reads kfp-launcher and fails the run on anything but NotFound (Forbidden included).
+    assert ("", "configmaps", "get", "kfp-launcher") in grants
 
 
 def test_role_is_bound_to_the_runner_in_its_namespace() -> None:
