@@ -31,16 +31,40 @@ from kfops.base.contract import (
 )
 from kfops.base.errors import KfopsError
 from kfops.base.seldon_versions import DEFAULT_SELDON_CORE_VERSION, license_warning
+from kfops.base.upstream import seldon
 
 PROTOCOLS = ("v2", "v1")
 GROUP, VERSION = "machinelearning.seldon.io", "v1"
 #: The MLServer runtime serving MLflow models with kfops' request validation (kfops-serving).
 MLSERVER_RUNTIME = "kfops_serving.mlserver_runtime.KfopsMLflowRuntime"
 #: HTTP port of the Service Seldon Core puts in front of a predictor (gRPC is 5001).
-SELDON_HTTP_PORT = 8000
+SELDON_HTTP_PORT = seldon.PREDICTOR_SERVICE_PORT.value
 #: Where Seldon's storage initializer puts the model inside the serving container.
-MODEL_MOUNT = "/mnt/models"
+MODEL_MOUNT = seldon.MODEL_MOUNT.value
+#: MLServer runs inference in its server process on both targets. With a worker pool (MLServer's default of 1),
+#: MLServer 1.7.1 creates ``<cwd>/.metrics`` at start-up, and Seldon runs the pod as uid 8888 in the image's
+#: root-owned working dir: the pod would crash-loop (kfops.base.upstream.mlserver.METRICS_DIR). On this class of
+#: machine a pool also measured no faster.
+MLSERVER_PARALLEL_WORKERS = 0
 _CHAMPION_URI = re.compile(r"^models:/(?P<name>[^@/]+)@(?P<alias>[\w-]+)$")
+
+
+def serving_name(model_name: str) -> str:
+    """The name a model is served under: the Seldon graph node's and container's name, hence MLServer's model name.
+
+    Seldon Core forces ``MLSERVER_MODEL_NAME`` to the graph node's name (kfops.base.upstream.seldon.MLSERVER_ENV),
+    and a container name is a DNS label, so the v2 path ``/v2/models/<name>/infer`` uses this name on both targets
+    (:func:`kfops_serving.protocols.served_model_name`).
+
+    Raises:
+        KfopsError: Nothing of the model name is usable.
+    """
+    from kfops_serving.protocols import served_model_name
+
+    try:
+        return served_model_name(model_name)
+    except ValueError as error:
+        raise KfopsError(str(error), "register the model under a name starting with a letter") from None
 
 
 @dataclass(frozen=True)
@@ -78,7 +102,7 @@ def endpoint_url(protocol: str, model_name: str, settings: ServingSettings, name
     """In-cluster prediction URL of the model served over ``protocol`` (Seldon's executor listens on HTTP 8000)."""
     from kfops_serving.protocols import V1_PREDICTIONS_PATH, v2_infer_path
 
-    path = v2_infer_path(model_name) if protocol == "v2" else V1_PREDICTIONS_PATH
+    path = v2_infer_path(serving_name(model_name)) if protocol == "v2" else V1_PREDICTIONS_PATH
     return f"http://{settings.service_for(protocol)}.{namespace}.svc.cluster.local:{SELDON_HTTP_PORT}{path}"
 
 
@@ -99,22 +123,28 @@ def seldon_deployment(protocol: str, *, model_name: str, version: str, model_uri
                       settings: ServingSettings, replicas: int = 1) -> dict[str, Any]:
     """The SeldonDeployment that serves ``model_uri`` (an ``s3://`` model directory) over ``protocol``."""
     name = settings.name_for(protocol)
-    graph: dict[str, Any] = {"name": "model", "type": "MODEL", "modelUri": model_uri,
+    node = serving_name(model_name)
+    graph: dict[str, Any] = {"name": node, "type": "MODEL", "modelUri": model_uri,
                              "envSecretRefName": settings.secret, "children": []}
     if protocol == "v2":
         graph["implementation"] = "MLFLOW_SERVER"
+        # Seldon sets the ports, MLSERVER_MODEL_URI and MLSERVER_MODEL_NAME (the node's name); setting any of the
+        # first ones here would make the operator drop the whole env (kfops.base.upstream.seldon.MLSERVER_ENV).
         container: dict[str, Any] = {
-            "name": "model", "image": PROJECT_IMAGE,
+            "name": node, "image": PROJECT_IMAGE,
             "command": ["mlserver", "start", MODEL_MOUNT],
-            # Seldon sets MLSERVER_MODEL_URI and the ports; the kfops runtime adds request validation.
             "env": [{"name": "MLSERVER_MODEL_IMPLEMENTATION", "value": MLSERVER_RUNTIME},
-                    {"name": "MLSERVER_MODEL_NAME", "value": model_name},
+                    {"name": "MLSERVER_MODEL_VERSION", "value": version},
+                    {"name": "MLSERVER_PARALLEL_WORKERS", "value": str(MLSERVER_PARALLEL_WORKERS)},
                     {"name": "MLSERVER_MODEL_MAX_BATCH_SIZE", "value": "20"},
                     {"name": "MLSERVER_MODEL_MAX_BATCH_TIME", "value": "0.001"}],
         }
     else:
-        graph["parameters"] = [{"name": "model_uri", "type": "STRING", "value": MODEL_MOUNT}]
-        container = {"name": "model", "image": SERVING_V1_IMAGE}
+        # Seldon passes these to KfopsModel(**parameters) through PREDICTIVE_UNIT_PARAMETERS.
+        graph["parameters"] = [{"name": "model_uri", "type": "STRING", "value": MODEL_MOUNT},
+                               {"name": "model_name", "type": "STRING", "value": model_name},
+                               {"name": "model_version", "type": "STRING", "value": version}]
+        container = {"name": node, "image": SERVING_V1_IMAGE}
     container["resources"] = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
     labels = {"app.kubernetes.io/part-of": "kfops", "kfops.model": model_name, "kfops.model-version": version}
     return {

@@ -25,6 +25,7 @@ from kfops_serving.protocols import (
     mlflow_invocations,
     open_inference_v2,
     seldon_v1,
+    served_model_name,
     v2_infer_path,
 )
 from loadtest import slo  # noqa: F401 - registers the SLO gate and its options
@@ -69,7 +70,7 @@ class PredictionUser(FastHttpUser):
 class OpenInferenceUser(PredictionUser):
     """Open Inference (v2) protocol on MLServer: one 2-D FP64 tensor per request."""
 
-    path = v2_infer_path(MODEL)
+    path = v2_infer_path(served_model_name(MODEL))
     bodies = tuple(open_inference_v2(batch) for batch in batches())
     label = "v2 infer"
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from components.deploy import MLSERVER_RUNTIME
+from components.deploy import MLSERVER_PARALLEL_WORKERS, MLSERVER_RUNTIME
 from infra.local.processes import ServiceSpec, free_port
 from infra.local.settings import HOST, LocalSettings
 from kfops.base.contract import BUCKETS, MLFLOW_ARTIFACT_ROOT
@@ -197,7 +197,8 @@ def mlserver_spec(settings: LocalSettings, repository: Path, model_name: str) ->
     grpc = free_port()
     from mlserver.settings import Settings
 
-    server = Settings(host=HOST, http_port=port, grpc_port=grpc, metrics_endpoint=None, parallel_workers=0,
+    server = Settings(host=HOST, http_port=port, grpc_port=grpc, metrics_endpoint=None,
+                      parallel_workers=MLSERVER_PARALLEL_WORKERS,
                       debug=False, load_models_at_startup=True, model_repository_root=str(repository))
     write_private(repository / "settings.json", _only(server, {"host", "http_port", "grpc_port", "metrics_endpoint",
                                                                "parallel_workers", "debug", "load_models_at_startup",

@@ -30,6 +30,7 @@ from components.deploy import (
     license_warnings,
     resolve_champion,
     seldon_deployment,
+    serving_name,
 )
 from infra.local.processes import ServiceRecord, http_ok, is_running, start_service, stop_service
 from infra.local.services import mlserver_model_settings, mlserver_spec, seldon_python, seldon_spec
@@ -91,7 +92,7 @@ class LocalServing:
         records = self.platform.records()
         urls = {}
         if "v2" in protocols and "mlserver" in records:
-            urls["v2"] = f"{records['mlserver'].url}{v2_infer_path(model_name)}"
+            urls["v2"] = f"{records['mlserver'].url}{v2_infer_path(serving_name(model_name))}"
         if "v1" in protocols and "seldon" in records:
             urls["v1"] = f"{records['seldon'].url}{V1_PREDICTIONS_PATH}"
         return urls
@@ -201,29 +202,31 @@ class LocalServing:
         self.platform.store.save(records)
 
     def _roll_mlserver(self, model: ServedModel, records: dict[str, ServiceRecord]) -> None:
-        settings_file = self.mlserver_repo / model.name / "model-settings.json"
+        # MLServer knows the model by the name Seldon Core would give it on a cluster.
+        served = serving_name(model.name)
+        settings_file = self.mlserver_repo / served / "model-settings.json"
         before = settings_file.read_text() if settings_file.exists() else None
         settings_file.parent.mkdir(parents=True, exist_ok=True)
-        write_private(settings_file, mlserver_model_settings(model.name, model.path, model.version, self.settings))
+        write_private(settings_file, mlserver_model_settings(served, model.path, model.version, self.settings))
         record = records.get("mlserver")
         if _healthy(record):
             assert record is not None
-            status, detail = _post(f"{record.url}/v2/repository/models/{model.name}/load", LOAD_TIMEOUT)
+            status, detail = _post(f"{record.url}/v2/repository/models/{served}/load", LOAD_TIMEOUT)
             if status != 200:
                 _restore(settings_file, before)
                 raise KfopsError(f"MLServer could not load {model.name} version {model.version}: {detail}",
                                  "the previous model keeps serving; read `kfops local logs mlserver`")
             old = record.details.get("model")
-            if old and old != model.name:
-                _post(f"{record.url}/v2/repository/models/{old}/unload", 60)
-                shutil.rmtree(self.mlserver_repo / old, ignore_errors=True)
+            if old and serving_name(old) != served:
+                _post(f"{record.url}/v2/repository/models/{serving_name(old)}/unload", 60)
+                shutil.rmtree(self.mlserver_repo / serving_name(old), ignore_errors=True)
         else:
             if record:
                 stop_service(record, self.settings.stop_timeout)
             for stale in self.mlserver_repo.iterdir():
-                if stale.is_dir() and stale.name != model.name:
+                if stale.is_dir() and stale.name != served:
                     shutil.rmtree(stale)
-            spec = mlserver_spec(self.settings, self.mlserver_repo, model.name)
+            spec = mlserver_spec(self.settings, self.mlserver_repo, served)
             try:
                 record = start_service(spec, self.platform.log_path("mlserver"), self.settings.startup_timeout,
                                        self.settings.stop_timeout)
@@ -299,7 +302,8 @@ class LocalServing:
         for protocol in protocols:
             base = records[SERVICES[protocol]].url
             if protocol == "v2":
-                status, body = _post(f"{base}{v2_infer_path(model.name)}", 60, open_inference_v2(rows))
+                status, body = _post(f"{base}{v2_infer_path(serving_name(model.name))}", 60,
+                                     open_inference_v2(rows))
                 got = json.loads(body)["outputs"][0]["data"] if status == 200 else None
             else:
                 status, body = _post(f"{base}{V1_PREDICTIONS_PATH}", 60, seldon_v1(rows))

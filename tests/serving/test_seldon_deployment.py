@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from components.deploy import ServingSettings, parse_protocols, seldon_deployment
+from components.deploy import ServingSettings, endpoint_url, parse_protocols, seldon_deployment, serving_name
 from infra.cluster.seldon import rollback_manifest
 from infra.cluster.validate import validate_manifest
 from kfops.base.contract import PROJECT_IMAGE, SELDON_S3_SECRET_NAME, SERVING_V1_IMAGE
@@ -40,6 +40,37 @@ def test_v2_is_the_mlflow_server_on_mlserver_with_the_project_image() -> None:
     assert container["image"] == PROJECT_IMAGE
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["MLSERVER_MODEL_IMPLEMENTATION"] == "kfops_serving.mlserver_runtime.KfopsMLflowRuntime"
+    assert env["MLSERVER_MODEL_VERSION"] == "7"
+    # Variables the operator sets with override=false: defining one would make it drop the container's env.
+    assert not env.keys() & {"MLSERVER_HTTP_PORT", "MLSERVER_GRPC_PORT", "MLSERVER_MODEL_URI",
+                             "PREDICTIVE_UNIT_HTTP_SERVICE_PORT", "PREDICTIVE_UNIT_GRPC_SERVICE_PORT"}
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_the_graph_node_is_named_after_the_model_so_the_v2_path_finds_it(protocol: str) -> None:
+    # Seldon forces MLSERVER_MODEL_NAME to the node's name; the executor forwards /v2/models/<name>/infer as is.
+    manifest = render(protocol)
+    predictor = manifest["spec"]["predictors"][0]
+    assert predictor["graph"]["name"] == "kfops-winequality"
+    assert predictor["componentSpecs"][0]["spec"]["containers"][0]["name"] == "kfops-winequality"
+    url = endpoint_url("v2", "kfops-winequality", ServingSettings(), "team-ml")
+    assert url == ("http://kfops-model-default.team-ml.svc.cluster.local:8000"
+                   "/v2/models/kfops-winequality/infer")
+
+
+@pytest.mark.parametrize(("registered", "served"), [
+    ("kfops-winequality", "kfops-winequality"),
+    ("Wine_Quality v2", "wine-quality-v2"),
+    ("x" * 70, "x" * 63),
+])
+def test_serving_names_are_dns_labels(registered: str, served: str) -> None:
+    assert serving_name(registered) == served
+
+
+@pytest.mark.parametrize("registered", ["", "___", "7up"])
+def test_a_model_name_that_cannot_be_served_is_refused(registered: str) -> None:
+    with pytest.raises(KfopsError, match="cannot name a serving container"):
+        serving_name(registered)
 
 
 def test_v1_is_the_seldon_wrapper_image_reading_the_downloaded_model() -> None:
@@ -49,7 +80,10 @@ def test_v1_is_the_seldon_wrapper_image_reading_the_downloaded_model() -> None:
     assert spec["protocol"] == "seldon"
     graph = spec["predictors"][0]["graph"]
     assert "implementation" not in graph
-    assert graph["parameters"] == [{"name": "model_uri", "type": "STRING", "value": "/mnt/models"}]
+    # KfopsModel(**parameters): the wrapper reports the registered name and version with every answer.
+    assert graph["parameters"] == [{"name": "model_uri", "type": "STRING", "value": "/mnt/models"},
+                                   {"name": "model_name", "type": "STRING", "value": "kfops-winequality"},
+                                   {"name": "model_version", "type": "STRING", "value": "7"}]
     assert spec["predictors"][0]["componentSpecs"][0]["spec"]["containers"][0]["image"] == SERVING_V1_IMAGE
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 
 #: Seldon (v1) protocol prediction path (the seldon-core wrapper, and Seldon Core's executor in front of it).
@@ -11,6 +12,26 @@ V1_PREDICTIONS_PATH = "/api/v1.0/predictions"
 V1_READY_PATH = "/health/status"
 #: MLflow scoring server's path (``mlflow models serve``, the benchmark's baseline).
 MLFLOW_INVOCATIONS_PATH = "/invocations"
+
+
+_NOT_DNS = re.compile(r"[^a-z0-9-]+")
+
+
+def served_model_name(registered_name: str) -> str:
+    """The name a registered model is served under over the v2 protocol, on both targets.
+
+    Seldon Core names MLServer's model after the graph node, whose container name must be a DNS label; kfops names
+    the node after the registered model, made a DNS label: lower case, runs of other characters as one dash, at most
+    63 characters.
+
+    Raises:
+        ValueError: Nothing of the name is usable (it must contain a letter first).
+    """
+    name = _NOT_DNS.sub("-", registered_name.lower()).strip("-")[:63].rstrip("-")
+    if not name or not name[0].isalpha():
+        raise ValueError(f"model name {registered_name!r} cannot name a serving container: it needs a letter first, "
+                         "then letters, digits or dashes")
+    return name
 
 
 def v2_infer_path(model: str) -> str:

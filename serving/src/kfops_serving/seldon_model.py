@@ -66,12 +66,17 @@ class KfopsModel:
 
     Args:
         model_uri: Local directory of the MLflow model (cluster: ``/mnt/models``), used when there is no pointer.
+        model_name: Registered name of that model (cluster: a graph parameter), reported with every answer.
+        model_version: Its registered version (cluster: a graph parameter).
         pointer: Local target only: JSON file naming the model to serve; watched for changes.
         acks: Local target only: directory where each worker reports what it serves.
     """
 
-    def __init__(self, model_uri: str = "/mnt/models", pointer: str = "", acks: str = "") -> None:
+    def __init__(self, model_uri: str = "/mnt/models", model_name: str = "model", model_version: str = "",
+                 pointer: str = "", acks: str = "") -> None:
         self.model_uri = model_uri
+        self.model_name = model_name
+        self.model_version = model_version
         self.pointer = Path(pointer) if pointer else None
         self.acks = Path(acks) if acks else None
         self.served: Served | None = None
@@ -79,7 +84,7 @@ class KfopsModel:
     def load(self) -> None:
         """Load the model (seldon-core calls this once in every worker process)."""
         if self.pointer is None:
-            self.served = load_served(self.model_uri)
+            self.served = load_served(self.model_uri, self.model_name, self.model_version)
             return
         target = read_pointer(self.pointer)
         self.served = load_served(target["path"], target["name"], target["version"])
