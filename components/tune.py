@@ -24,8 +24,9 @@ def build_tuning_experiment(recipe_name: str, dataset_uri: str, *, max_trials: i
         recipe_name: Which recipe's search space and objective to use.
         dataset_uri: ``s3://`` URI of the cleaned dataset.
         max_trials: ``maxTrialCount``.
-        parallel_trials: ``parallelTrialCount``.
-        max_failed_trials: ``maxFailedTrialCount``.
+        parallel_trials: ``parallelTrialCount``; more than ``max_trials`` runs them all at once (Katib would refuse
+            the Experiment, and ``--max-trials 2`` with the default parallelism should simply work).
+        max_failed_trials: ``maxFailedTrialCount``; more than ``max_trials`` means every trial may fail.
         algorithm: Katib algorithm name; empty for the recipe's default.
         run_id: Pipeline run id, used to name the Experiment.
         namespace: Namespace of the Experiment.
@@ -36,6 +37,6 @@ def build_tuning_experiment(recipe_name: str, dataset_uri: str, *, max_trials: i
     recipe = get_recipe(recipe_name)
     return build_experiment(
         recipe, name=experiment_name(recipe.name, run_id), namespace=namespace, dataset_uri=dataset_uri,
-        max_trials=max_trials, parallel_trials=parallel_trials, max_failed_trials=max_failed_trials,
-        algorithm=algorithm or None,
+        max_trials=max_trials, parallel_trials=min(parallel_trials, max(max_trials, 1)),
+        max_failed_trials=min(max_failed_trials, max(max_trials, 1)), algorithm=algorithm or None,
     )

@@ -7,6 +7,7 @@ recipe's model family. Metrics are printed as ``name=value`` lines for Katib's S
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from kfops.base.errors import KfopsError, in_step
@@ -62,6 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     from trainer.evaluate import metric_lines
+
+    # Katib's StdOut collector reads "rmse=nan" as an empty value: the trial would succeed with no value and every
+    # suggestion service fail on it. A trial whose metrics are not numbers has failed, and says why.
+    broken = {name: value for name, value in scores.items() if not math.isfinite(value)}
+    if broken:
+        listed = ", ".join(f"{name}={value}" for name, value in broken.items())
+        print(f"error: [train] the trial's metrics are not finite numbers ({listed}) with {raw}. Fix: narrow the "
+              "search space away from these hyperparameters, or check the dataset's scale", file=sys.stderr)
+        return 1
 
     print(metric_lines(scores), flush=True)
     return 0

@@ -1,40 +1,41 @@
 """Katib's tuning algorithms as the Experiment spec names them: which settings each accepts, and what it can search.
 
-Both executors read this: the Experiment builder refuses what Katib would refuse, and the local executor's suggesters
-take their settings from the same table.
+The table is Katib's own at the pinned tag (:data:`kfops.base.upstream.katib.ALGORITHMS`): the suggestion service
+behind each algorithm, the settings it accepts with the rule it checks, and how it treats ``logUniform``. Both
+executors read it: the Experiment builder refuses what Katib's webhook or suggestion service would refuse (a refused
+setting fails the Experiment on a cluster, minutes into a run), and the local executor's suggesters take their
+settings from the same table.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from kfops.base.errors import KfopsError
 from kfops.base.recipes import SearchParameter
+from kfops.base.upstream import katib
 from kfops.base.values import parse_named_values
 
 #: Katib algorithm name -> the ``algorithmSettings`` it accepts, with their types.
-ALGORITHMS: dict[str, dict[str, Callable[[str], Any]]] = {
-    "random": {"random_state": int},
-    "grid": {"random_state": int},
-    "tpe": {"random_state": int, "n_startup_trials": int, "n_ei_candidates": int, "n_EI_candidates": int,
-            "gamma": float, "prior_weight": float},
-    "multivariate-tpe": {"random_state": int, "n_startup_trials": int, "n_ei_candidates": int},
-    "cmaes": {"random_state": int, "sigma": float, "restart_strategy": str},
-    "bayesianoptimization": {"random_state": int, "base_estimator": str, "n_initial_points": int,
-                             "acq_func": str, "acq_optimizer": str},
-}
+ALGORITHMS: dict[str, dict[str, Any]] = {name: {setting: rule.type for setting, rule in algorithm.settings.items()}
+                                         for name, algorithm in katib.ALGORITHMS.items()}
 
 
 def typed_settings(algorithm: str, settings: dict[str, str]) -> dict[str, Any]:
     """An algorithm's ``algorithmSettings`` (strings) converted to the types the table names.
 
     Raises:
-        KfopsError: An unknown setting or a value of the wrong type.
+        KfopsError: An unknown setting, a value of the wrong type, or one outside the rule Katib checks.
     """
-    return parse_named_values(settings, ALGORITHMS[algorithm], owner=f"algorithm {algorithm!r}",
-                              kind="setting")
+    typed = parse_named_values(settings, ALGORITHMS[algorithm], owner=f"algorithm {algorithm!r}", kind="setting")
+    accepted = katib.ALGORITHMS[algorithm].settings
+    for name, value in typed.items():
+        if not accepted[name].valid(str(value)):
+            raise KfopsError(f"setting {name}={value!r} of algorithm {algorithm!r} must be {accepted[name].rule}",
+                             f"change the value (Katib's {katib.ALGORITHMS[algorithm].service} would refuse it)")
+    return typed
 
 
 def grid_values(parameter: SearchParameter) -> list[str]:
@@ -56,8 +57,20 @@ def grid_values(parameter: SearchParameter) -> list[str]:
     return [repr(round(low + i * parameter.step, 12)) for i in range(count)]
 
 
-def validate_settings(algorithm: str, settings: dict[str, str], parameters: Sequence[SearchParameter]) -> None:
-    """Check an algorithm's settings and whether it can search ``parameters`` at all.
+def grid_size(parameters: Sequence[SearchParameter]) -> int:
+    """How many combinations grid search has (Katib's ``convert_to_combinations``)."""
+    return math.prod(len(grid_values(p)) for p in parameters)
+
+
+def validate_settings(algorithm: str, settings: dict[str, str], parameters: Sequence[SearchParameter],
+                      max_trials: int | None = None) -> None:
+    """Check an algorithm's settings and whether it can search ``parameters`` at all, as Katib would.
+
+    Args:
+        algorithm: Katib algorithm name.
+        settings: Its ``algorithmSettings``.
+        parameters: The search space.
+        max_trials: ``maxTrialCount``, if set (grid search refuses more trials than combinations).
 
     Raises:
         KfopsError: Unknown algorithm or setting, a bad value, or a search space the algorithm cannot handle.
@@ -67,12 +80,20 @@ def validate_settings(algorithm: str, settings: dict[str, str], parameters: Sequ
     typed_settings(algorithm, settings)
     if not parameters:
         raise KfopsError("the search space is empty", "give the recipe at least one search parameter")
+    facts = katib.ALGORITHMS[algorithm]
     if algorithm == "grid":
-        for parameter in parameters:
-            grid_values(parameter)
+        combinations = grid_size(parameters)
+        if max_trials is not None and max_trials > combinations:
+            raise KfopsError(f"grid search has {combinations} combinations but maxTrialCount is {max_trials}",
+                             f"use at most {combinations} trials, or finer steps")
     numeric = [p for p in parameters if p.type in ("double", "int")]
-    if algorithm == "cmaes" and (len(numeric) < 2 or len(numeric) != len(parameters)):
-        raise KfopsError("cmaes needs two or more numeric (double or int) parameters and no categorical ones",
-                         "choose tpe or random for this search space")
-
-
+    if len(numeric) < facts.min_numeric or (facts.min_numeric and len(numeric) != len(parameters)):
+        raise KfopsError(f"{algorithm} needs {facts.min_numeric} or more numeric (double or int) parameters and no "
+                         "categorical ones", "choose tpe or random for this search space")
+    if facts.log_uniform == "always":
+        for parameter in numeric:
+            if parameter.type == "double" and parameter.bounds[0] <= 0:
+                raise KfopsError(f"{algorithm} on Katib samples every double log-uniformly ({facts.library}), so "
+                                 f"parameter {parameter.name!r} needs a minimum above 0 "
+                                 f"(got {parameter.bounds[0]:g})",
+                                 "raise the minimum above 0, or choose tpe or random")

@@ -33,6 +33,7 @@ from kfops.base.contract import (
 )
 from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.recipes import Recipe, SearchParameter
+from kfops.base.upstream import katib
 
 API_VERSION = "kubeflow.org/v1beta1"
 #: Name of the trial container; Katib injects the metrics collector next to it.
@@ -40,7 +41,8 @@ TRIAL_CONTAINER = "training"
 #: Katib's own conditions for a batch/v1 Job trial (its defaults, spelled out so the local executor reads them).
 JOB_SUCCEEDED = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
 JOB_FAILED = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+#: Katib's own pattern for Experiment names, anchored at the end as a DNS label must be.
+_DNS_LABEL = re.compile(katib.NAME_PATTERN.value + "$")
 
 
 def _feasible_space(parameter: SearchParameter) -> V1beta1FeasibleSpace:
@@ -93,16 +95,21 @@ def build_experiment(recipe: Recipe, *, name: str, namespace: str, dataset_uri: 
     """
     algorithm = algorithm or recipe.algorithm
     settings = algorithm_settings or {}
-    if not _DNS_LABEL.match(name):
-        raise KfopsError(f"experiment name {name!r} is not a DNS label",
-                         "use lower-case letters, digits and dashes (at most 63 characters)")
+    # What Katib's validating webhook refuses (kfops.base.upstream.katib): the Experiment would never start.
+    if len(name) > katib.NAME_MAX_LENGTH.value or not _DNS_LABEL.match(name):
+        raise KfopsError(f"experiment name {name!r} is not a DNS label of at most {katib.NAME_MAX_LENGTH.value} "
+                         "characters (Katib's limit)", "use lower-case letters, digits and dashes, starting with a "
+                         f"letter, at most {katib.NAME_MAX_LENGTH.value} characters")
     if max_trials < 1 or parallel_trials < 1 or max_failed_trials < 0:
         raise KfopsError(f"invalid trial counts (max={max_trials}, parallel={parallel_trials}, "
-                               f"max failed={max_failed_trials})",
-                         "use max >= 1, parallel >= 1 and max failed >= 0")
+                         f"max failed={max_failed_trials})", "use max >= 1, parallel >= 1 and max failed >= 0")
+    if parallel_trials > max_trials or max_failed_trials > max_trials:
+        raise KfopsError(f"invalid trial counts (max={max_trials}, parallel={parallel_trials}, "
+                         f"max failed={max_failed_trials}): Katib refuses more parallel or allowed failed trials "
+                         "than trials", f"use parallel and max failed of at most {max_trials}")
     if algorithm not in ALGORITHMS:
         raise KfopsError(f"unknown tuning algorithm {algorithm!r}", f"choose one of: {', '.join(ALGORITHMS)}")
-    validate_settings(algorithm, settings, recipe.search_space)
+    validate_settings(algorithm, settings, recipe.search_space, max_trials)
 
     job = {
         "apiVersion": "batch/v1",

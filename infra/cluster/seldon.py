@@ -77,6 +77,7 @@ class SeldonDeployments:
                                       namespace=metadata["namespace"], field_manager="kfops", force_conflicts=True)
 
 
+@in_step(Step.DEPLOY)
 def apply_and_wait(manifest: dict[str, Any], *, timeout: float, poll: float = 5,
                    api: SeldonDeployments | None = None) -> None:
     """Apply ``manifest``; wait for ``status.state == Available``; re-apply the previous spec if it does not get there.

@@ -37,7 +37,11 @@ class LocalTuning:
             if kind == "finished" and on_trial is not None:
                 on_trial(trial.to_dict(metrics))
 
-        return run_local_experiment(experiment, workdir, on_event=finished, timeout=timeout)
+        result = run_local_experiment(experiment, workdir, on_event=finished, timeout=timeout)
+        if result.get("differsFromKatib"):
+            algorithm = experiment["spec"]["algorithm"]["algorithmName"]
+            print(f"local Katib executor, {algorithm}: {result['differsFromKatib']}")
+        return result
 
 
 class LocalDeployer:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +96,22 @@ def test_every_model_family_fits_with_its_hyperparameters(family: str, params: d
     predictions = model.predict(x.head(20))
     assert predictions.shape == (20,)
     assert np.isfinite(predictions).all()
+
+
+def test_a_trial_whose_metrics_are_not_numbers_fails_instead_of_reporting_them(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from kfops.base.upstream import katib
+
+    # Katib's collector reads "rmse=inf" or "rmse=nan" as an empty value: the trial would "succeed" with none.
+    assert [match[1] for match in re.findall(katib.STDOUT_FILTER.value, "rmse=nan")] == [""]
+    frame = pd.read_parquet(cleaned_wine(tmp_path))
+    frame["quality"] = frame["quality"] * 1e300  # squared errors overflow: rmse is inf
+    data = tmp_path / "overflow.parquet"
+    frame.to_parquet(data)
+    result = subprocess.run([sys.executable, "-m", "trainer", "--recipe", "winequality", "--data", str(data),
+                             "--alpha=0.01", "--l1_ratio=0.2"], capture_output=True, text=True, check=False)
+    assert result.returncode == 1, result.stdout
+    assert "not finite" in result.stderr
+    assert "rmse=inf" in result.stderr
+    assert parse_metrics(result.stdout, ("rmse", "mae", "r2")) == {}

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.local.katib.suggest import Suggester, make_suggester
+from infra.local.katib.suggest import DIFFERENCES, Suggester, make_suggester
 from infra.local.katib.zygote import THREAD_CAPS
 from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.recipes import SearchParameter
@@ -53,7 +53,7 @@ class ParsedSpec:
     algorithm: str
     settings: dict[str, str]
     parameters: tuple[SearchParameter, ...]
-    max_trials: int
+    max_trials: int | None
     parallel: int
     max_failed: int | None
     command: tuple[str, ...]
@@ -134,7 +134,8 @@ def parse_spec(experiment: dict[str, Any]) -> ParsedSpec:
     max_trials = spec.get("maxTrialCount")
     parallel = spec.get("parallelTrialCount", 3)
     max_failed = spec.get("maxFailedTrialCount")
-    if not isinstance(max_trials, int) or max_trials < 1:
+    # No maxTrialCount: Katib runs until the goal, the failure limit or the end of the suggestions (a grid's).
+    if max_trials is not None and (not isinstance(max_trials, int) or max_trials < 1):
         raise _bad_spec(f"maxTrialCount must be a positive integer, got {max_trials!r}")
     if not isinstance(parallel, int) or parallel < 1:
         raise _bad_spec(f"parallelTrialCount must be a positive integer, got {parallel!r}")
@@ -444,7 +445,8 @@ class LocalExperiment:
                         raise KfopsError(f"experiment {spec.name} did not finish within "
                                                f"{self.timeout:.0f} s ({len(trials)} trials started)",
                                          "raise the tuning timeout or lower maxTrialCount")
-                    slots = min(spec.parallel - len(running), spec.max_trials - len(trials))
+                    left = math.inf if spec.max_trials is None else spec.max_trials - len(trials)
+                    slots = int(min(spec.parallel - len(running), left))
                     for token, assignments in suggester.ask(slots) if slots > 0 else []:
                         name = f"{spec.name}-{len(trials) + 1:03d}"
                         trial = Trial(name=name, assignments=assignments, token=token,
@@ -502,7 +504,7 @@ class LocalExperiment:
         if spec.max_failed is not None and failed > spec.max_failed:
             return "Failed", "ExperimentFailed", (f"Experiment has failed because max failed count has reached: "
                                                   f"{failed} failed trials > maxFailedTrialCount {spec.max_failed}")
-        if len(done) >= spec.max_trials:
+        if spec.max_trials is not None and len(done) >= spec.max_trials:
             return "Succeeded", "ExperimentMaxTrialsReached", "Experiment has succeeded because max trial count " \
                                                               "has reached"
         if suggester.exhausted and not running:
@@ -551,7 +553,8 @@ class LocalExperiment:
             },
         }
         experiment = {**{k: v for k, v in self.experiment.items() if k != "status"}, "status": status}
-        return {"executor": "local", "experiment": experiment, "trials": [t.to_dict(spec.metrics) for t in trials]}
+        return {"executor": "local", "experiment": experiment, "trials": [t.to_dict(spec.metrics) for t in trials],
+                "differsFromKatib": DIFFERENCES.get(spec.algorithm, "")}
 
 
 @in_step(Step.TUNE)

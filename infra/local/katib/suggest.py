@@ -1,10 +1,19 @@
-"""Suggestion algorithms for the local executor, by Katib algorithm name.
+"""Suggestion algorithms for the local executor, by Katib algorithm name, searching as Katib's services do.
 
-Katib's suggestion services wrap hyperopt (random, tpe), optuna (multivariate-tpe, cmaes, grid) and scikit-optimize
-(bayesianoptimization). Locally the optuna samplers stand in for hyperopt's (same method: independent random
-sampling, Parzen-estimator TPE), scikit-optimize runs bayesianoptimization itself, and grid is a plain enumeration
-(optuna's GridSampler stops its study from inside ``tell``, which only works in optuna's own optimize loop).
-Settings use Katib's names.
+Each suggester follows the suggestion service Katib v0.19.0 routes the algorithm to
+(:data:`kfops.base.upstream.katib.ALGORITHMS`): the same library where it can run here, the same use of it, the same
+treatment of ``logUniform``. Where the local search differs it says so in :data:`DIFFERENCES`, which the tune step
+prints with the local run:
+
+- ``random``, ``tpe``: hyperopt, asked the way Katib's hyperopt service asks it (completed trials replayed into its
+  history; TPE with ``n_startup_jobs`` equal to the number of trials requested at once).
+- ``multivariate-tpe``: optuna's TPE sampler, multivariate, with the constant liar, as Katib's optuna service.
+- ``cmaes``: CMA-ES, ignoring ``logUniform`` as Katib's goptuna service does.
+- ``bayesianoptimization``: scikit-optimize's ``Optimizer``; every double log-uniform and every int uniform,
+  whatever the spec asks, as Katib's skopt service.
+- ``grid``: every combination once.
+
+Failed trials teach nothing (Katib only hands succeeded trials with a value to its services).
 """
 
 from __future__ import annotations
@@ -69,8 +78,99 @@ class GridSuggester:
         return self.asked >= self.size
 
 
+#: Where the local search differs from Katib's, by algorithm (printed by the tune step when it runs locally).
+DIFFERENCES: dict[str, str] = {
+    "random": "hyperopt 0.2.7 here, 0.2.5 in Katib's image (0.2.5 does not run on NumPy 2); the same seed draws "
+              "different points",
+    "tpe": "hyperopt 0.2.7 here, 0.2.5 in Katib's image (0.2.5 does not run on NumPy 2); the same seed draws "
+           "different points",
+    "multivariate-tpe": "optuna 5 here, 3.3.0 in Katib's image",
+    "cmaes": "optuna's CMA-ES (the cmaes library) here, goptuna's in Katib; both ignore logUniform; "
+             "restart_strategy (ipop, bipop) only applies on Katib: optuna 5 has no restarts",
+    "bayesianoptimization": "scikit-optimize 0.10.2 here, >=0.9.0 in Katib's image; both sample every double "
+                            "log-uniformly",
+    "grid": "combinations in order here; Katib's optuna GridSampler visits them in a seeded random order",
+}
+
+
+class HyperoptSuggester:
+    """random and tpe via hyperopt, as Katib's hyperopt suggestion service drives it."""
+
+    def __init__(self, algorithm: str, settings: dict[str, Any], parameters: Sequence[SearchParameter],
+                 goal: str) -> None:
+        import hyperopt
+        import numpy as np
+
+        self.hyperopt = hyperopt
+        self.algorithm = algorithm
+        options = dict(settings)
+        self.rng = np.random.default_rng(options.pop("random_state", None))
+        self.options = options  # tpe: gamma, prior_weight, n_EI_candidates, under hyperopt's own names
+        self.parameters = list(parameters)
+        self.sign = -1.0 if goal == "maximize" else 1.0  # hyperopt always minimizes
+        self.domain = hyperopt.Domain(None, {p.name: self._space(p) for p in parameters}, pass_expr_memo_ctrl=None)
+        self.trials = hyperopt.Trials()
+        self.first_request = True
+
+    def _space(self, parameter: SearchParameter) -> Any:
+        """The hyperopt expression Katib's service builds for a parameter (``logUniform`` honoured)."""
+        hp = self.hyperopt.hp
+        name = parameter.name
+        if parameter.type in ("categorical", "discrete"):
+            return hp.choice(name, list(parameter.values))
+        low, high = parameter.bounds
+        if parameter.log:
+            if parameter.step:
+                return hp.qloguniform(name, math.log(low), math.log(high), parameter.step)
+            return hp.loguniform(name, math.log(low), math.log(high))
+        if parameter.step:
+            return hp.quniform(name, low, high, parameter.step)
+        return hp.uniformint(name, low, high) if parameter.type == "int" else hp.uniform(name, low, high)
+
+    def _assignment(self, vals: dict[str, list[Any]]) -> dict[str, str]:
+        assignment = {}
+        for parameter in self.parameters:
+            value = vals[parameter.name][0]
+            if parameter.type in ("categorical", "discrete"):
+                value = parameter.values[int(value)]
+            assignment[parameter.name] = format_value(parameter, value)
+        return assignment
+
+    def ask(self, count: int) -> list[tuple[Any, dict[str, str]]]:
+        """See :class:`Suggester`."""
+        if count <= 0:
+            return []
+        ids = self.trials.new_trial_ids(count)
+        seed = int(self.rng.integers(2**31 - 1))
+        if self.algorithm == "random":
+            docs = self.hyperopt.rand.suggest(ids, self.domain, self.trials, seed)
+        elif self.first_request:
+            # TPE starts from random points: as many as Katib requests in its first call.
+            docs = self.hyperopt.tpe.suggest(ids, self.domain, self.trials, seed, n_startup_jobs=count,
+                                             **self.options)
+        else:
+            docs = [self.hyperopt.tpe.suggest([new_id], self.domain, self.trials, seed, n_startup_jobs=count,
+                                              **self.options)[0] for new_id in ids]
+        self.first_request = False
+        return [(doc, self._assignment(doc["misc"]["vals"])) for doc in docs]
+
+    def tell(self, token: Any, value: float | None) -> None:
+        """See :class:`Suggester`: a succeeded trial joins hyperopt's history, a failed one is forgotten."""
+        if value is None or not math.isfinite(value):
+            return
+        token["state"] = self.hyperopt.JOB_STATE_DONE
+        token["result"] = {"loss": self.sign * value, "status": self.hyperopt.STATUS_OK}
+        self.trials.insert_trial_docs([token])
+        self.trials.refresh()
+
+    @property
+    def exhausted(self) -> bool:
+        """See :class:`Suggester`; sampling never runs out."""
+        return False
+
+
 class OptunaSuggester:
-    """random, tpe, multivariate-tpe and cmaes via optuna's ask-and-tell interface."""
+    """multivariate-tpe (as Katib's optuna service) and cmaes (as Katib's goptuna service) via optuna's ask-and-tell."""
 
     def __init__(self, algorithm: str, settings: dict[str, Any], parameters: Sequence[SearchParameter],
                  goal: str) -> None:
@@ -79,41 +179,34 @@ class OptunaSuggester:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         seed = settings.get("random_state")
         self.parameters = {p.name: p for p in parameters}
-        self.distributions = {p.name: self._distribution(p) for p in parameters}
-        if algorithm == "random":
-            sampler: Any = optuna.samplers.RandomSampler(seed=seed)
-        elif algorithm in ("tpe", "multivariate-tpe"):
-            options: dict[str, Any] = {"seed": seed, "multivariate": algorithm == "multivariate-tpe",
-                                       # parallel trials: treat running ones as bad so they are not re-proposed
-                                       "constant_liar": True}
-            if "n_startup_trials" in settings:
-                options["n_startup_trials"] = settings["n_startup_trials"]
-            candidates = settings.get("n_ei_candidates", settings.get("n_EI_candidates"))
-            if candidates:
-                options["n_ei_candidates"] = candidates
-            if "prior_weight" in settings:
-                options["prior_weight"] = settings["prior_weight"]
-            if "gamma" in settings:
-                share = settings["gamma"]
-                options["gamma"] = lambda n: min(math.ceil(share * n), 25)
-            sampler = optuna.samplers.TPESampler(**options)
+        # goptuna never reads a parameter's distribution: cmaes searches in each parameter's own scale.
+        honour_log = algorithm != "cmaes"
+        self.distributions = {p.name: self._distribution(p, honour_log) for p in parameters}
+        if algorithm == "multivariate-tpe":
+            options: dict[str, Any] = {"seed": seed, "multivariate": True, "constant_liar": True}
+            for name in ("n_startup_trials", "n_ei_candidates"):
+                if name in settings:
+                    options[name] = settings[name]
+            sampler: Any = optuna.samplers.TPESampler(**options)
         elif algorithm == "cmaes":
-            sampler = optuna.samplers.CmaEsSampler(seed=seed, sigma0=settings.get("sigma"),
-                                                   restart_strategy=settings.get("restart_strategy"))
-        else:  # pragma: no cover - guarded by validate_settings
+            # goptuna starts CMA-ES at once (no random start-up trials). Its restart_strategy has no local
+            # counterpart: optuna 5 dropped restarts (see DIFFERENCES).
+            sampler = optuna.samplers.CmaEsSampler(seed=seed, sigma0=settings.get("sigma"), n_startup_trials=0)
+        else:  # pragma: no cover - guarded by make_suggester
             raise KfopsError(f"{algorithm} is not an optuna algorithm", "report this bug")
         self.study = optuna.create_study(direction=goal, sampler=sampler)
 
     @staticmethod
-    def _distribution(parameter: SearchParameter) -> Any:
+    def _distribution(parameter: SearchParameter, honour_log: bool) -> Any:
         import optuna
 
+        log = parameter.log and honour_log
         if parameter.type == "double":
-            return optuna.distributions.FloatDistribution(parameter.min, parameter.max, log=parameter.log,
-                                                          step=None if parameter.log else parameter.step)
+            return optuna.distributions.FloatDistribution(parameter.bounds[0], parameter.bounds[1], log=log,
+                                                          step=None if log else parameter.step)
         if parameter.type == "int":
             return optuna.distributions.IntDistribution(int(parameter.bounds[0]), int(parameter.bounds[1]),
-                                                        log=parameter.log, step=int(parameter.step or 1))
+                                                        log=log, step=1 if log else int(parameter.step or 1))
         return optuna.distributions.CategoricalDistribution(list(parameter.values))
 
     def ask(self, count: int) -> list[tuple[Any, dict[str, str]]]:
@@ -141,7 +234,7 @@ class OptunaSuggester:
 
 
 class SkoptSuggester:
-    """bayesianoptimization via scikit-optimize's ``Optimizer`` (what Katib's skopt suggestion service runs)."""
+    """bayesianoptimization via scikit-optimize's ``Optimizer``, with the search space Katib's skopt service builds."""
 
     def __init__(self, settings: dict[str, Any], parameters: Sequence[SearchParameter], goal: str) -> None:
         from skopt import Optimizer
@@ -150,11 +243,12 @@ class SkoptSuggester:
         self.parameters = list(parameters)
         dimensions: list[Any] = []
         for p in self.parameters:
-            prior = "log-uniform" if p.log else "uniform"
+            # Katib: every double Real(min, max, "log-uniform"), every int Integer(min, max); distribution and step
+            # are not read.
             if p.type == "double":
-                dimensions.append(Real(p.min, p.max, prior=prior, name=p.name))
+                dimensions.append(Real(p.bounds[0], p.bounds[1], prior="log-uniform", name=p.name))
             elif p.type == "int":
-                dimensions.append(Integer(int(p.bounds[0]), int(p.bounds[1]), prior=prior, name=p.name))
+                dimensions.append(Integer(int(p.bounds[0]), int(p.bounds[1]), name=p.name))
             else:
                 dimensions.append(Categorical(list(p.values), name=p.name))
         self.sign = 1.0 if goal == "minimize" else -1.0  # skopt always minimizes
@@ -199,5 +293,7 @@ def make_suggester(algorithm: str, settings: dict[str, str], parameters: Sequenc
         return SkoptSuggester(typed, parameters, goal)
     if algorithm == "grid":
         return GridSuggester(parameters)
+    if algorithm in ("random", "tpe"):
+        return HyperoptSuggester(algorithm, typed, parameters, goal)
     return OptunaSuggester(algorithm, typed, parameters, goal)
 

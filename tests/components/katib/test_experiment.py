@@ -23,7 +23,7 @@ def build(**overrides: Any) -> dict[str, Any]:
 
 
 def test_experiment_fields() -> None:
-    experiment = build(algorithm="bayesianoptimization", algorithm_settings={"random_state": "3"})
+    experiment = build(algorithm="tpe", algorithm_settings={"random_state": "3"})
     assert experiment["apiVersion"] == "kubeflow.org/v1beta1"
     assert experiment["kind"] == "Experiment"
     assert experiment["metadata"] == {"name": "kfops-winequality-1", "namespace": "team-a",
@@ -31,7 +31,7 @@ def test_experiment_fields() -> None:
     spec = experiment["spec"]
     assert spec["objective"] == {"type": "minimize", "objectiveMetricName": "rmse",
                                  "additionalMetricNames": ["mae", "r2"]}
-    assert spec["algorithm"] == {"algorithmName": "bayesianoptimization",
+    assert spec["algorithm"] == {"algorithmName": "tpe",
                                  "algorithmSettings": [{"name": "random_state", "value": "3"}]}
     assert (spec["maxTrialCount"], spec["parallelTrialCount"], spec["maxFailedTrialCount"]) == (8, 2, 3)
     assert spec["parameters"] == [
@@ -82,8 +82,55 @@ def test_experiment_is_a_valid_katib_resource() -> None:
     ("zero parallel", {"parallel_trials": 0}, "invalid trial counts"),
     ("negative failures", {"max_failed_trials": -1}, "invalid trial counts"),
     ("name not a DNS label", {"name": "Wine_Tune"}, "is not a DNS label"),
+    # What Katib v0.19.0's webhook and suggestion services refuse (kfops.base.upstream.katib):
+    ("name over Katib's 40", {"name": "kfops-" + "w" * 35}, "at most 40 characters"),
+    ("name starting with a digit", {"name": "1-wine"}, "is not a DNS label"),
+    ("more parallel than trials", {"max_trials": 2, "parallel_trials": 3}, "more parallel or allowed failed"),
+    ("more failures than trials", {"max_trials": 2, "max_failed_trials": 3}, "more parallel or allowed failed"),
+    ("optuna's tpe setting on hyperopt's tpe", {"algorithm": "tpe", "algorithm_settings": {"n_startup_trials": "5"}},
+     "has no setting 'n_startup_trials'"),
+    ("lower-case n_ei_candidates on tpe", {"algorithm": "tpe", "algorithm_settings": {"n_ei_candidates": "5"}},
+     "has no setting 'n_ei_candidates'"),
+    ("tpe gamma out of range", {"algorithm": "tpe", "algorithm_settings": {"gamma": "1.5"}}, "must be in \\(0, 1\\)"),
+    ("negative random_state", {"algorithm": "random", "algorithm_settings": {"random_state": "-1"}}, "must be >= 0"),
+    ("cmaes restart strategy 'None'", {"algorithm": "cmaes", "algorithm_settings": {"restart_strategy": "None"}},
+     "ipop, bipop or none"),
+    ("bayesian optimization on a double from 0", {"algorithm": "bayesianoptimization"}, "needs a minimum above 0"),
 ])
 def test_invalid_requests(case: str, overrides: dict[str, Any], expected: str) -> None:
     with pytest.raises(KfopsError, match=expected) as raised:
         build(**overrides)
     assert raised.value.step == "tune"
+
+
+@pytest.mark.parametrize(("algorithm", "settings"), [
+    ("tpe", {"gamma": "0.25", "n_EI_candidates": "24", "prior_weight": "1.0", "random_state": "7"}),
+    ("multivariate-tpe", {"n_startup_trials": "5", "n_ei_candidates": "24", "random_state": "7"}),
+    ("cmaes", {"restart_strategy": "ipop", "sigma": "0.3", "random_state": "1"}),
+    ("bayesianoptimization", {"base_estimator": "GP", "acq_func": "EI", "n_initial_points": "3"}),
+])
+def test_every_setting_katib_accepts_is_accepted(algorithm: str, settings: dict[str, str]) -> None:
+    # bayesianoptimization needs doubles above 0: churn's only double starts at 0.01.
+    recipe = RECIPES["churn"] if algorithm == "bayesianoptimization" else WINE_QUALITY
+    build_experiment(recipe, name="kfops-ok", namespace="n", dataset_uri=DATASET, max_trials=4, parallel_trials=2,
+                     max_failed_trials=1, algorithm=algorithm, algorithm_settings=settings)
+
+
+def test_grid_refuses_more_trials_than_combinations() -> None:
+    from kfops.base.recipes import SearchParameter
+
+    recipe = WINE_QUALITY.model_copy(update={"search_space": (
+        SearchParameter(name="alpha", type="double", min=0.1, max=0.3, step=0.1),
+        SearchParameter(name="l1_ratio", type="double", min=0.0, max=1.0, step=0.5))})
+    build_experiment(recipe, name="g", namespace="n", dataset_uri=DATASET, max_trials=9, parallel_trials=1,
+                     max_failed_trials=0, algorithm="grid")
+    with pytest.raises(KfopsError, match="grid search has 9 combinations but maxTrialCount is 10"):
+        build_experiment(recipe, name="g", namespace="n", dataset_uri=DATASET, max_trials=10, parallel_trials=1,
+                         max_failed_trials=0, algorithm="grid")
+
+
+def test_the_tune_step_fits_parallelism_and_failures_to_the_trial_count() -> None:
+    from components.tune import build_tuning_experiment
+
+    spec = build_tuning_experiment("winequality", DATASET, max_trials=2, parallel_trials=3, max_failed_trials=5)["spec"]
+    assert (spec["maxTrialCount"], spec["parallelTrialCount"], spec["maxFailedTrialCount"]) == (2, 2, 2)

@@ -57,6 +57,26 @@ def test_max_trials_reached(tmp_path: Path) -> None:
     assert value == min(float(m["min"]) for t in result["trials"] for m in t["observation"]["metrics"])
 
 
+def test_without_max_trials_a_grid_runs_to_the_end_of_its_suggestions(tmp_path: Path) -> None:
+    # Katib: maxTrialCount is optional; a grid experiment without it succeeds once every combination ran.
+    spec = experiment(QUADRATIC, algorithm="grid", parallel=2)
+    del spec["spec"]["maxTrialCount"]
+    spec["spec"]["parameters"][0]["feasibleSpace"]["step"] = "0.25"
+    result = run_local_experiment(spec, tmp_path)
+    outcome = summary(result)
+    assert (outcome["outcome"], outcome["reason"]) == ("Succeeded", "ExperimentSuggestionEndReached")
+    tried = sorted(float(t["parameterAssignments"][0]["value"]) for t in result["trials"])
+    assert tried == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert "seeded random order" in result["differsFromKatib"]
+
+
+def test_a_nan_metric_is_no_value(tmp_path: Path) -> None:
+    # Katib's filter reads "loss=nan" as an empty value; locally the trial has no metric: MetricsUnavailable.
+    result = run_local_experiment(experiment("print('loss=nan')", max_trials=1, parallel=1, max_failed=1), tmp_path)
+    [trial] = result["trials"]
+    assert (trial["condition"], trial["reason"]) == ("Failed", "MetricsUnavailable")
+
+
 def test_goal_reached_stops_early(tmp_path: Path) -> None:
     result = run_local_experiment(experiment("print('loss=0.0')", goal=0.01, max_trials=20, parallel=1), tmp_path)
     outcome = summary(result)
