@@ -48,7 +48,11 @@ $(SELDON_VENV)/.installed: serving/pyproject.toml
 
 test: venv ## Run every test (unit, integration, e2e on the local target; the serving package under both Pythons)
 	$(SELDON_VENV)/bin/pytest --rootdir serving serving/tests -q
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not kind"
+
+e2e-kind: venv ## The nightly job: a kind cluster, both images, pulumi up, the e2e and kind tests, forensics, destroy
+	$(BIN)/pip install --quiet -e ".[kind]"
+	$(BIN)/pytest -m "e2e or kind" --target kind -o timeout_func_only=true --timeout 5400 -q
 
 check: venv ## The fast unit tests only (under a minute; no services started)
 	$(BIN)/pytest -m "not integration and not e2e and not kind" -q

@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from infra.local.platform import LocalPlatform
 from infra.local.processes import free_port
 from infra.local.settings import LocalSettings
+
+if TYPE_CHECKING:
+    from tests.kind.harness import KindEnvironment
 
 #: Why kind tests cannot run on a machine like this one.
 KIND_SKIP_REASON = ("needs a kind cluster with Kubeflow, Katib and Seldon installed by `pulumi up --stack kind`; "
@@ -30,6 +34,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("kind"):  # not `keywords`: that also holds parametrize ids such as "kind"
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnvironment]:
+    """The nightly job's cluster (``--target kind``): kind, both images, ``pulumi up``, port-forwards; torn down at
+    the end of the session, with forensics in ``KFOPS_FORENSICS_DIR`` (default ``kind-forensics/``) if a test
+    failed. The tests' environment then points at the cluster's services."""
+    from tests.kind.harness import kind_environment
+
+    if request.config.getoption("--target") != "kind":
+        pytest.fail("kind_env needs --target kind")
+    forensics = Path(os.environ.get("KFOPS_FORENSICS_DIR", "kind-forensics")).resolve()
+    with kind_environment(forensics, failed=lambda: request.session.testsfailed > 0) as environment, \
+            pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.env().items():
+            patch.setenv(name, value)
+        yield environment
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,7 @@ def edited(model: Path, tmp_path: Path, change: dict) -> Path:
     return copy
 
 
+@pytest.mark.integration  # starts interpreters: seconds each
 def test_a_model_trained_here_fits_both_serving_images(tmp_path: Path) -> None:
     record = ModelRecord.read(saved_model(tmp_path))
     assert problems(record, RuntimeEnvironment.from_pins("v1 image", "3.12", PINS)) == []

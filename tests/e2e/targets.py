@@ -6,12 +6,14 @@ Both go through the product's own runners (:mod:`pipelines.run`) and return the 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from components.summary import RunSummary
 from pipelines.run import RunOptions, run_cluster, run_local
+from tests.kind.harness import KindEnvironment, local_endpoint
 
 
 class Target(Protocol):
@@ -40,9 +42,17 @@ class KindTarget:
     """A kind cluster set up by ``pulumi up --stack kind``: the run goes through its KFP API, Katib and Seldon Core.
 
     Settings (KFP host, namespace) come from the ``KFOPS_*`` variables the kind fixture sets; MLflow from
-    ``MLFLOW_TRACKING_URI``.
+    ``MLFLOW_TRACKING_URI``. The run reports in-cluster endpoints; the summary handed to the tests has them on the
+    port-forwards to the champion's Services instead.
     """
+
+    def __init__(self, environment: KindEnvironment) -> None:
+        self.environment = environment
 
     def run(self, **parameters: Any) -> RunSummary:
         """See :class:`Target`."""
-        return run_cluster(RunOptions(**parameters))
+        summary = run_cluster(RunOptions(**parameters))
+        local = self.environment.open_serving()
+        endpoints = {protocol: local_endpoint(url, local[protocol])
+                     for protocol, url in summary.serving.endpoints.items()}
+        return dataclasses.replace(summary, serving=dataclasses.replace(summary.serving, endpoints=endpoints))

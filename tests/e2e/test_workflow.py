@@ -25,7 +25,7 @@ WORSE = {"alpha": "0.8", "l1_ratio": "1.0"}
 def workflow_target(target: str, tmp_path_factory: pytest.TempPathFactory,
                     request: pytest.FixtureRequest) -> Target:
     if target == "kind":
-        return KindTarget()
+        return KindTarget(request.getfixturevalue("kind_env"))
     platform: LocalPlatform = request.getfixturevalue("local_platform")
     return LocalTarget(platform.env(), tmp_path_factory.mktemp("e2e-runs"))
 

@@ -35,6 +35,7 @@ def test_split_is_deterministic_and_disjoint(tmp_path: Path) -> None:
     assert not (indices[1] & indices[2])
 
 
+@pytest.mark.integration  # starts interpreters: seconds each
 def test_cli_prints_katib_metric_lines(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "trainer", "--recipe", "winequality", "--data",
                              str(cleaned_wine(tmp_path)), "--alpha=0.01", "--l1_ratio=0.2"],
@@ -71,6 +72,7 @@ def test_out_of_range_value_is_reported_by_the_trainer(tmp_path: Path) -> None:
         run_trial(WINE_QUALITY, str(cleaned_wine(tmp_path)), {"alpha": "-1"})
 
 
+@pytest.mark.integration  # starts interpreters: seconds each
 def test_cli_usage_errors(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "trainer", "--recipe", "winequality", "--data", "x", "alpha"],
                             capture_output=True, text=True, check=False)
@@ -98,6 +100,7 @@ def test_every_model_family_fits_with_its_hyperparameters(family: str, params: d
     assert np.isfinite(predictions).all()
 
 
+@pytest.mark.integration  # starts interpreters: seconds each
 def test_a_trial_whose_metrics_are_not_numbers_fails_instead_of_reporting_them(tmp_path: Path) -> None:
     import pandas as pd
 

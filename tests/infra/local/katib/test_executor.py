@@ -169,6 +169,7 @@ def test_forked_trainer_trials_match_fresh_interpreters(tmp_path: Path) -> None:
     assert metrics(forked) == metrics(fresh)
 
 
+@pytest.mark.integration  # starts interpreters: seconds each
 def test_trainer_errors_reach_the_trial_records(tmp_path: Path) -> None:
     result = run_local_experiment(wine_experiment(tmp_path, str(tmp_path / "missing.parquet")), tmp_path)
     assert summary(result)["outcome"] == "Failed"
@@ -176,6 +177,7 @@ def test_trainer_errors_reach_the_trial_records(tmp_path: Path) -> None:
     assert "does not exist" in result["trials"][0]["message"]
 
 
+@pytest.mark.integration  # starts interpreters: seconds each
 def test_many_fast_forked_trials_in_parallel_all_complete(tmp_path: Path) -> None:
     # Forked trials of a small model finish within milliseconds of each other: the server's "started" answer and
     # other trials' "exit" reports then arrive in one read, and none may be lost.

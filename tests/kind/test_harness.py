@@ -1,0 +1,146 @@
+"""The nightly harness's parts that can run here: port-forwards that retry and restart, forensics, bounded destroy,
+and the services it forwards checked against what the stack and upstream provide."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from infra.cluster.render import run_program
+from kfops.base.paths import REPO_ROOT
+from kfops.base.upstream import katib, kfp
+from tests.kind.harness import (
+    FORENSIC_NAMESPACES,
+    Forward,
+    PortForward,
+    bounded,
+    clear_katib_finalizers,
+    collect_forensics,
+    local_endpoint,
+    platform_forwards,
+    serving_forwards,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def http_server(forward: Forward, port: int) -> list[str]:
+    """Stands in for `kubectl port-forward`: a real process serving HTTP on the forward's local port."""
+    return [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(REPO_ROOT)]
+
+
+@pytest.mark.integration
+def test_a_forward_waits_until_it_answers_and_comes_back_after_it_dies(tmp_path: Path) -> None:
+    forward = PortForward(Forward("svc", 80, "/README.md"), command=http_server, log=tmp_path / "forward.log")
+    forward.open(timeout=30)
+    try:
+        assert requests.get(forward.url + "/README.md", timeout=5).status_code == 200
+        assert forward.process is not None
+        forward.process.kill()  # the forward dies, as kubectl's does with its pod
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(forward.url + "/README.md", timeout=1).status_code == 200 and forward.restarts:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        assert forward.restarts == 1
+        assert requests.get(forward.url + "/README.md", timeout=5).status_code == 200
+    finally:
+        forward.close()
+    assert forward.process is not None
+    assert forward.process.poll() is not None, "closing stops the forward"
+
+
+@pytest.mark.integration
+def test_a_forward_that_never_answers_fails_after_its_attempts(tmp_path: Path) -> None:
+    exits = [sys.executable, "-c", "raise SystemExit(1)"]
+    forward = PortForward(Forward("svc", 80), command=lambda _f, _p: exits, log=tmp_path / "forward.log")
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="svc/svc:80 in kubeflow never answered"):
+        forward.open(timeout=5, attempts=2)
+    assert time.monotonic() - started < 10
+
+
+def test_forensics_keep_going_when_a_command_fails_and_collect_every_containers_logs(tmp_path: Path) -> None:
+    import json
+
+    calls: list[tuple[str, ...]] = []
+    pods = {"items": [{"metadata": {"name": "ml-pipeline-1"},
+                       "spec": {"initContainers": [{"name": "init"}], "containers": [{"name": "api"}]}}]}
+
+    def kubectl(*args: str) -> str:
+        calls.append(args)
+        if args[:2] == ("describe", "nodes"):
+            raise RuntimeError("connection refused")
+        if args[-4:] == ("get", "pods", "-o", "json"):
+            return json.dumps(pods) if args[1] == "kubeflow" else '{"items": []}'
+        return "ok"
+
+    written = collect_forensics(kubectl, tmp_path)
+    assert "failed: connection refused" in (tmp_path / "nodes.txt").read_text()
+    assert {f"{namespace}/events.txt" for namespace in FORENSIC_NAMESPACES} <= set(written)
+    logs = sorted(name for name in written if "/logs/" in name)
+    assert logs == ["kubeflow/logs/ml-pipeline-1.api.log", "kubeflow/logs/ml-pipeline-1.api.previous.log",
+                    "kubeflow/logs/ml-pipeline-1.init.log", "kubeflow/logs/ml-pipeline-1.init.previous.log"]
+    assert ("-n", "kubeflow", "get", "experiments,trials", "-o", "yaml") in calls
+
+
+def test_katib_finalizers_are_cleared_before_destroy() -> None:
+    patched: list[str] = []
+
+    def kubectl(*args: str) -> str:
+        if "get" in args:
+            return {"experiments.kubeflow.org": "experiment.kubeflow.org/kfops-winequality-1",
+                    "trials.kubeflow.org": "trial.kubeflow.org/t1\ntrial.kubeflow.org/t2"}[args[3]]
+        patched.append(args[3])
+        assert args[-1] == '{"metadata":{"finalizers":null}}'
+        return ""
+
+    assert clear_katib_finalizers(kubectl) == patched == ["experiment.kubeflow.org/kfops-winequality-1",
+                                                         "trial.kubeflow.org/t1", "trial.kubeflow.org/t2"]
+    assert katib.EXPERIMENT_FINALIZER.value == "update-prometheus-metrics"
+
+
+def test_a_destroy_that_hangs_is_bounded() -> None:
+    assert bounded(lambda: 42, 5, "quick") == 42
+    with pytest.raises(TimeoutError, match="pulumi destroy did not finish within 0 s"):
+        bounded(lambda: time.sleep(3), 0.2, "pulumi destroy")
+    with pytest.raises(ValueError, match="boom"):
+        bounded(lambda: (_ for _ in ()).throw(ValueError("boom")), 5, "failing")
+
+
+def test_in_cluster_endpoints_are_moved_onto_the_forwards() -> None:
+    url = "http://kfops-model-default.kubeflow.svc.cluster.local:8000/v2/models/kfops-winequality/infer"
+    assert local_endpoint(url, "http://127.0.0.1:40000") == "http://127.0.0.1:40000/v2/models/kfops-winequality/infer"
+
+
+def test_every_forwarded_service_is_one_the_stack_or_upstream_creates() -> None:
+    rendering = run_program({"kfops:installPlatform": "true", "kfops:namespace": "kubeflow"})
+    rendered = {(service["metadata"]["name"], port["port"]) for service in rendering.manifests()
+                if service["kind"] == "Service" for port in service["spec"]["ports"]}
+    upstream = {(kfp.API.name, kfp.API.port), (kfp.OBJECT_STORE.name, kfp.OBJECT_STORE.port)}
+    for name, forward in platform_forwards().items():
+        assert (forward.service, forward.remote_port) in rendered | upstream, name
+        assert forward.namespace == kfp.NAMESPACE
+    # Seldon's predictor Services are named <deployment>-<predictor> and listen on 8000.
+    assert {(f.service, f.remote_port) for f in serving_forwards().values()} == {
+        ("kfops-model-default", 8000), ("kfops-model-v1-default", 8000)}
+
+
+def test_the_workflow_file_is_a_thin_caller_of_the_harness() -> None:
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "nightly-kind.yaml").read_text())
+    runs = "\n".join(step.get("run", "") for step in workflow["jobs"]["e2e"]["steps"])
+    assert "make e2e-kind" in runs
+    for done_by_the_harness in ("kind create", "pulumi up", "port-forward", "pulumi destroy", "docker build"):
+        assert done_by_the_harness not in runs
+    uploads = [step for step in workflow["jobs"]["e2e"]["steps"] if "upload-artifact" in step.get("uses", "")]
+    assert uploads
+    assert uploads[0]["if"] == "always()"
+    assert uploads[0]["with"]["path"] == "kind-forensics"
