@@ -9,7 +9,13 @@ import pulumi_kubernetes as k8s
 
 from infra.cluster.meta import child_options, in_cluster_url, object_meta
 from infra.cluster.workspace import bind_to_runner
-from kfops.base.contract import SELDON_DEPLOYMENT_NAME, SELDON_PREDICTOR_NAME, SELDON_S3_SECRET_NAME, SERVING_CONFIG_MAP
+from kfops.base.contract import (
+    SELDON_DEPLOYER_VERBS,
+    SELDON_DEPLOYMENT_NAME,
+    SELDON_PREDICTOR_NAME,
+    SELDON_S3_SECRET_NAME,
+    SERVING_CONFIG_MAP,
+)
 from kfops.base.seldon_versions import DEFAULT_SELDON_CORE_VERSION, license_warning
 
 _COMPONENT = "serving"
@@ -20,7 +26,7 @@ SELDON_HTTP_PORT = 8000
 #: The deploy step creates, updates and removes SeldonDeployments (to swap models); nothing else in serving.
 SERVING_RULES = (
     k8s.rbac.v1.PolicyRuleArgs(api_groups=["machinelearning.seldon.io"], resources=["seldondeployments"],
-                               verbs=["create", "get", "list", "watch", "update", "patch", "delete"]),
+                               verbs=list(SELDON_DEPLOYER_VERBS)),
 )
 
 

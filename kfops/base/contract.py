@@ -69,3 +69,7 @@ SERVING_CONFIG_KEYS: Final = ("SELDON_CORE_VERSION", "SELDON_ENV_SECRET_REF_NAME
 
 #: Name of the pipeline as deployed (Pipeline object / KFP pipeline name).
 PIPELINE_NAME: Final = "kfops-train-and-serve"
+
+#: What the deploy step does with SeldonDeployments in its namespace (create, update and remove them to swap models):
+#: the Pulumi program grants exactly these verbs, and ``kfops doctor`` checks them.
+SELDON_DEPLOYER_VERBS: Final = ("create", "get", "list", "watch", "update", "patch", "delete")

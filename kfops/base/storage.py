@@ -8,6 +8,7 @@ reuses keys boto3 cached from an earlier environment.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -32,21 +33,23 @@ DEFAULT_REGION = "us-east-1"
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "MINIO_ENDPOINT_URL")
 
 
-def endpoint_url() -> str | None:
+def endpoint_url(env: Mapping[str, str] | None = None) -> str | None:
     """The S3 endpoint from the environment (``http://`` added when a PodDefault gives ``host:port``)."""
+    env = os.environ if env is None else env
     for name in ENDPOINT_VARIABLES:
-        value = os.environ.get(name, "").strip()
+        value = env.get(name, "").strip()
         if value:
             return value if "://" in value else f"http://{value}"
     return None
 
 
-def s3_client(connect_timeout: float = 5.0, attempts: int = 3) -> Any:
+def s3_client(connect_timeout: float = 5.0, attempts: int = 3, env: Mapping[str, str] | None = None) -> Any:
     """A boto3 S3 client for the configured endpoint.
 
     Args:
         connect_timeout: Seconds to wait for a TCP connection.
         attempts: Total attempts per request (boto3's standard retry mode, with backoff).
+        env: Where to read the endpoint, region and credentials; this process's environment by default.
 
     Raises:
         KfopsError: No credentials in the environment.
@@ -54,16 +57,17 @@ def s3_client(connect_timeout: float = 5.0, attempts: int = 3) -> Any:
     import boto3
     from botocore.config import Config
 
-    access_key = os.environ.get("AWS_ACCESS_KEY_ID")
-    secret_key = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    env = os.environ if env is None else env
+    access_key = env.get("AWS_ACCESS_KEY_ID")
+    secret_key = env.get("AWS_SECRET_ACCESS_KEY")
     if not access_key or not secret_key:
         raise KfopsError("no S3 credentials in the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)",
-                         'locally run `eval "$(kfops local env)"`; on a cluster label the pod for the '
-                         "access-minio PodDefault or mount the mlpipeline-minio-artifact secret")
+                         'locally run `eval "$(kfops local env)"`; on a cluster a step reads them from Secret '
+                         "mlpipeline-minio-artifact (a notebook: label it access-minio: \"true\")")
     return boto3.client(
         "s3",
-        endpoint_url=endpoint_url(),
-        region_name=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or DEFAULT_REGION,
+        endpoint_url=endpoint_url(env),
+        region_name=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or DEFAULT_REGION,
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
         config=Config(connect_timeout=connect_timeout, read_timeout=60,

@@ -292,9 +292,36 @@ def _artifact(name: str, schema: str, uri: str, metadata: dict[str, Any] | None 
     return {"artifacts": [{"name": name, "type": {"schemaTitle": schema}, "uri": uri, "metadata": metadata or {}}]}
 
 
+def katib_result(path: Path) -> None:
+    """What the tune step writes after Katib finished: the Experiment with its status, and its Trials' records."""
+    from infra.cluster.katib import trial_record
+    from tests.fakes.kube import katib_trial
+
+    def record(name: str, alpha: str, rmse: float) -> dict[str, Any]:
+        metric = {"name": "rmse", "latest": str(rmse), "min": str(rmse), "max": str(rmse)}
+        return {"name": name, "condition": "Succeeded", "reason": "TrialSucceeded",
+                "parameterAssignments": [{"name": "alpha", "value": alpha}, {"name": "l1_ratio", "value": "0.5"}],
+                "observation": {"metrics": [metric]}}
+
+    trials = [record("t1", "0.5", 0.8), record("t2", "0.01", 0.66)]
+    status = {"conditions": [{"type": "Succeeded", "status": "True", "reason": "ExperimentMaxTrialsReached"}],
+              "trials": 2, "trialsSucceeded": 2,
+              "currentOptimalTrial": {"bestTrialName": "t2", "parameterAssignments": trials[1]["parameterAssignments"],
+                                      "observation": trials[1]["observation"]}}
+    experiment = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment",
+                  "metadata": {"name": "kfops-winequality-abc", "namespace": NAMESPACE},
+                  "spec": {"objective": {"type": "minimize", "objectiveMetricName": "rmse"}}, "status": status}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"executor": "katib", "experiment": experiment,
+                                "trials": [trial_record(katib_trial("kfops-winequality-abc", NAMESPACE, t))
+                                           for t in trials]}))
+    path.parent.chmod(0o777)
+
+
 def test_the_data_and_training_steps_run_in_their_containers(rendering: Rendering, urls: dict[str, str],
                                                              step_scratch: Path, tmp_path: Path) -> None:
-    """ingest -> clean -> store -> train -> register_and_promote, with KFP's launcher's part done by the test:
+    """ingest -> clean -> store -> best-params -> train -> register-and-promote, with KFP's launcher's part done by
+    the test:
     artifacts live under the /s3 scratch dir at the path KFP derives from their URI."""
     run = f"s3://mlpipeline/v2/artifacts/contract/{uuid.uuid4().hex[:8]}"
     raw, cleaned, trained = f"{run}/ingest/raw", f"{run}/clean/cleaned", f"{run}/train/model"
@@ -313,9 +340,19 @@ def test_the_data_and_training_steps_run_in_their_containers(rendering: Renderin
         "outputs": {"parameters": {"Output": {"outputFile": "/tmp/kfp_outputs/Output"}}}}, step_scratch, tmp_path)
     dataset_uri = stored["parameterValues"]["Output"]
     assert dataset_uri.startswith("s3://datasets/")
+    # tune on a cluster talks to Katib (its cluster branch is tested against a fake API); its output artifact, in
+    # Katib's status shape, is what the launcher hands best-params.
+    experiment_uri = f"{run}/tune/experiment"
+    katib_result(step_scratch / experiment_uri.removeprefix("s3://"))
+    best = run_step(rendering, urls, "best-params", {
+        "inputs": {"parameterValues": {"recipe": "winequality"},
+                   "artifacts": {"experiment": _artifact("experiment", "system.Artifact", experiment_uri)}},
+        "outputs": {"parameters": {name: {"outputFile": f"/tmp/kfp_outputs/{name}"}
+                                   for name in ("params", "objective", "tuning")}}}, step_scratch, tmp_path)
+    assert best["parameterValues"]["params"] == {"alpha": "0.01", "l1_ratio": "0.5"}
     trained_out = run_step(rendering, urls, "train", {
         "inputs": {"parameterValues": {"recipe": "winequality", "dataset_uri": dataset_uri,
-                                       "params": {"alpha": "0.01", "l1_ratio": "0.5"}, "model_name": MODEL_NAME,
+                                       "params": best["parameterValues"]["params"], "model_name": MODEL_NAME,
                                        "mlflow_experiment": "contract-steps", "run_id": "contract"}},
         "outputs": {"parameters": {"Output": {"outputFile": "/tmp/kfp_outputs/Output"}},
                     "artifacts": {"model": _artifact("model", "system.Model", trained)}}}, step_scratch, tmp_path)

@@ -1,0 +1,191 @@
+"""``kfops doctor`` for the local target: what would make ``kfops local up`` or a run fail, found before it does.
+
+Read-only, except one object the S3 check writes and deletes under ``doctor/`` of the ``mlflow`` bucket (the only way
+to know the artifact store takes writes).
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from infra.local.platform import PLATFORM_SERVICES, LocalPlatform
+from infra.local.processes import HOST, http_ok, is_running, port_is_free
+from infra.local.services import seldon_python
+from infra.local.settings import LocalSettings
+from kfops.base.checks import Check, fail, guarded, ok, warn
+from kfops.base.contract import BUCKETS
+
+#: Python of each environment, as the project pins them (pyproject.toml, Makefile).
+PYTHONS = {".venv": (3, 11), ".venv-seldon": (3, 12)}
+#: Free space the state dir's file system should keep: a run writes datasets, models and logs there.
+DISK_WARN_BYTES = 2 * 1024**3
+DISK_FAIL_BYTES = 512 * 1024**2
+#: The option and variable that move each port.
+PORT_SETTINGS = {"s3_port": ("seaweedfs", "--s3-port", "KFOPS_S3_PORT"),
+                 "mlflow_port": ("mlflow", "--mlflow-port", "KFOPS_MLFLOW_PORT"),
+                 "mlserver_port": ("mlserver", "--mlserver-port", "KFOPS_MLSERVER_PORT"),
+                 "seldon_port": ("seldon", "--seldon-port", "KFOPS_SELDON_PORT")}
+
+
+def check_pythons(settings: LocalSettings) -> list[Check]:
+    """Both environments exist with the Python each must have."""
+    found = []
+    for venv, wanted in PYTHONS.items():
+        name = f"Python of {venv}"
+        try:
+            python = Path(sys.executable) if venv == ".venv" else seldon_python(settings)
+            output = subprocess.run([str(python), "-c", "import sys; print(*sys.version_info[:2])"], check=True,
+                                    capture_output=True, text=True, timeout=30).stdout.split()
+        except Exception as error:  # missing, not executable, broken
+            found.append(fail(name, f"not usable: {error}", "run `make venv`"))
+            continue
+        version = (int(output[0]), int(output[1]))
+        if version != wanted:
+            found.append(fail(name, f"is Python {version[0]}.{version[1]}, the project pins "
+                                    f"{wanted[0]}.{wanted[1]}", f"`rm -rf {venv}` and run `make venv`"))
+        else:
+            found.append(ok(name, f"Python {version[0]}.{version[1]} at {python}"))
+    return found
+
+
+def check_ports(platform: LocalPlatform) -> list[Check]:
+    """Each configured port is free, or held by the service kfops started on it."""
+    records = platform.records() if platform.state_dir.exists() else {}
+    found = []
+    for field_name, (service, option, variable) in PORT_SETTINGS.items():
+        port = int(getattr(platform.settings, field_name))
+        name = f"port {port} ({service})"
+        record = records.get(service)
+        if record is not None and is_running(record) and port in record.ports.values():
+            found.append(ok(name, f"used by kfops' {service} (pid {record.pid})"))
+        elif port_is_free(port):
+            found.append(ok(name, "free"))
+        else:
+            found.append(fail(name, f"in use by another process on {HOST}",
+                              f"stop it (`ss -ltnp 'sport = :{port}'` shows it) or choose another port: "
+                              f"`kfops local up {option} <port>` or {variable}"))
+    return found
+
+
+def check_disk(state_dir: Path) -> Check:
+    """Free space where the state dir lives."""
+    existing = next(path for path in (state_dir, *state_dir.resolve().parents) if path.exists())
+    free = shutil.disk_usage(existing).free
+    text = f"{free / 1024**3:.1f} GiB free under {existing}"
+    if free < DISK_FAIL_BYTES:
+        return fail("disk space", text, "free some space, or move the state dir (--state-dir / KFOPS_STATE_DIR)")
+    if free < DISK_WARN_BYTES:
+        return warn("disk space", text, "a run stores datasets, models and logs there: free some space")
+    return ok("disk space", text)
+
+
+def check_modes(platform: LocalPlatform) -> list[Check]:
+    """The state dir is private (0700) and the credentials file readable by its owner only (0600)."""
+    found = []
+    for path, wanted, what in ((platform.state_dir, 0o700, "state dir"),
+                               (platform.credentials_path, 0o600, "credentials file")):
+        if not path.exists():
+            found.append(ok(f"{what} mode", f"{path} does not exist yet (`kfops local up` creates it {wanted:o})"))
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            found.append(fail(f"{what} mode", f"{path} is {mode:o}: other users can read it",
+                              f"chmod {wanted:o} {path}"))
+        else:
+            found.append(ok(f"{what} mode", f"{path} is {mode:o}"))
+    return found
+
+
+def check_services(platform: LocalPlatform) -> list[Check]:
+    """Each service kfops started is alive and answers; a platform never started is a warning."""
+    records = platform.records() if platform.state_dir.exists() else {}
+    found = []
+    for service in PLATFORM_SERVICES:
+        record = records.get(service)
+        if record is None:
+            found.append(warn(service, "not running", "run `kfops local up`"))
+        elif not is_running(record):
+            found.append(fail(service, f"crashed (pid {record.pid} is gone)",
+                              f"read `kfops local logs {service}`, then run `kfops local up`"))
+        elif not http_ok(record.ready_url, timeout=5):
+            found.append(fail(service, f"running but {record.ready_url} does not answer",
+                              f"read `kfops local logs {service}`; `kfops local down && kfops local up`"))
+        else:
+            found.append(ok(service, f"answers at {record.url}"))
+    for service in ("mlserver", "seldon"):
+        record = records.get(service)
+        if record is not None and not (is_running(record) and http_ok(record.ready_url, timeout=5)):
+            found.append(fail(service, "serves no champion: the process is gone or not ready",
+                              f"read `kfops local logs {service}`; `kfops local up` restores the champion"))
+        elif record is not None:
+            found.append(ok(service, f"serves at {record.url}"))
+    return found
+
+
+def check_store(platform: LocalPlatform) -> list[Check]:
+    """The stored credentials work against S3, every bucket exists, and MLflow's artifact bucket takes writes."""
+    from botocore.exceptions import ClientError
+
+    from kfops.base.storage import s3_client
+
+    env = platform.env()
+    client = s3_client(connect_timeout=3, attempts=1, env=env)
+    try:
+        names = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
+    except ClientError as error:
+        return [fail("S3 credentials", f"refused by {env['AWS_ENDPOINT_URL_S3']}: "
+                                       f"{error.response.get('Error', {}).get('Code', error)}",
+                     "delete the credentials file and run `kfops local down && kfops local up` (objects stay)")]
+    found = [ok("S3 credentials", f"accepted by {env['AWS_ENDPOINT_URL_S3']}")]
+    missing = [bucket for bucket in BUCKETS if bucket not in names]
+    found.append(fail("buckets", f"missing: {', '.join(missing)}", "run `kfops local up` (it creates them)")
+                 if missing else ok("buckets", ", ".join(BUCKETS)))
+    key = f"doctor/{uuid.uuid4().hex}"
+    client.put_object(Bucket="mlflow", Key=key, Body=b"kfops doctor")
+    client.delete_object(Bucket="mlflow", Key=key)
+    found.append(ok("MLflow artifact store", "s3://mlflow takes writes with the platform's credentials"))
+    return found
+
+
+def check_champion(platform: LocalPlatform) -> list[Check]:
+    """The champion being served (if any) loads in each runtime's environment (the deploy step's check)."""
+    from components.deploy import check_compatibility
+    from infra.local.serving import LocalServing
+    from kfops.base.errors import KfopsError
+
+    serving = LocalServing(platform)
+    deployed = serving.deployed()
+    if not deployed:
+        return [ok("champion", "none deployed yet")]
+    model = deployed["model"]
+    runtimes = {protocol: serving.runtime(protocol) for protocol in deployed["protocols"]}
+    try:
+        check_compatibility(Path(model["path"]), runtimes)
+    except KfopsError as error:
+        return [fail("champion", f"{model['name']} version {model['version']}: {error.cause}", error.fix)]
+    return [ok("champion", f"{model['name']} version {model['version']} loads in "
+                           f"{', '.join(runtime.name for runtime in runtimes.values())}")]
+
+
+def run_checks(settings: LocalSettings) -> list[Check]:
+    """Every local check, in the order a user would fix things."""
+    platform = LocalPlatform(settings)
+    steps: list[tuple[str, Callable[[], Check | list[Check]], str]] = [
+        ("Python", lambda: check_pythons(settings), "run `make venv`"),
+        ("ports", lambda: check_ports(platform), "see `kfops local status`"),
+        ("disk space", lambda: check_disk(platform.state_dir), "check the state dir's file system"),
+        ("file modes", lambda: check_modes(platform), f"chmod 700 {platform.state_dir}"),
+        ("services", lambda: check_services(platform), "run `kfops local up`"),
+    ]
+    found = [check for name, step, fix in steps for check in guarded(name, step, fix)]
+    if all(check.status == "ok" for check in found if check.name in PLATFORM_SERVICES):
+        found += guarded("S3 credentials", lambda: check_store(platform),
+                         "delete the credentials file and run `kfops local up` (objects stay)")
+        found += guarded("champion", lambda: check_champion(platform), "redeploy with `kfops pipeline run --local`")
+    return found
