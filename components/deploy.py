@@ -136,8 +136,9 @@ def seldon_deployment(protocol: str, *, model_name: str, version: str, model_uri
             "env": [{"name": "MLSERVER_MODEL_IMPLEMENTATION", "value": MLSERVER_RUNTIME},
                     {"name": "MLSERVER_MODEL_VERSION", "value": version},
                     {"name": "MLSERVER_PARALLEL_WORKERS", "value": str(MLSERVER_PARALLEL_WORKERS)},
-                    {"name": "MLSERVER_MODEL_MAX_BATCH_SIZE", "value": "20"},
-                    {"name": "MLSERVER_MODEL_MAX_BATCH_TIME", "value": "0.001"}],
+                    # No adaptive batching: it merges requests before they are validated. The kfops runtime
+                    # coalesces requests once each is validated (kfops_serving.mlserver_runtime).
+                    {"name": "MLSERVER_MODEL_MAX_BATCH_SIZE", "value": "1"}],
         }
     else:
         # Seldon passes these to KfopsModel(**parameters) through PREDICTIVE_UNIT_PARAMETERS.

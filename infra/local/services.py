@@ -222,8 +222,9 @@ def mlserver_model_settings(name: str, uri: str, version: str, settings: LocalSe
 
     model = ModelSettings(name=name, implementation=MLSERVER_RUNTIME,
                           parameters=ModelParameters(uri=uri, extra={"registered_version": version}),
-                          max_batch_size=settings.mlserver_max_batch_size,
-                          max_batch_time=settings.mlserver_max_batch_time)
+                          # MLServer's adaptive batching merges requests before they are validated (one bad request
+                          # fails or corrupts its neighbours); the runtime coalesces validated requests instead.
+                          max_batch_size=1, max_batch_time=0)
     return _only(model, {"name", "implementation_", "parameters", "max_batch_size", "max_batch_time"})
 
 
@@ -242,7 +243,7 @@ def seldon_spec(settings: LocalSettings, pointer: Path, acks: Path) -> ServiceSp
     return ServiceSpec(
         name="seldon",
         title="seldon-core wrapper (v1 protocol)",
-        argv=[str(seldon_python(settings)), "-m", "kfops_serving.seldon_local", "--port", str(port),
+        argv=[str(seldon_python(settings)), "-m", "kfops_serving.seldon_server", "--host", HOST, "--port", str(port),
               "--pointer", str(pointer), "--acks", str(acks),
               "--workers", str(settings.seldon_workers), "--threads", str(settings.seldon_threads)],
         env={"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},

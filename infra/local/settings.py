@@ -50,10 +50,3 @@ class LocalSettings(BaseSettings):
     seldon_threads: int = Field(1, ge=1, le=64)
     """Threads per seldon-core worker (see ``seldon_workers``: 1 measured best for CPU-bound models)."""
 
-    mlserver_max_batch_size: int = Field(20, ge=1, le=1024)
-    """MLServer adaptive batching: most requests merged into one model call. With batches of up to 20 and 1 ms of
-    waiting, MLServer served ~800 requests/s at 20 users against ~280 without batching, on 2 cores."""
-
-    mlserver_max_batch_time: float = Field(0.001, ge=0, le=1)
-    """MLServer adaptive batching: seconds a request may wait for others to join its batch. It is also the price
-    a lone request pays: 1 ms measured ~7 ms per request at 1 user, against ~4 ms without batching."""

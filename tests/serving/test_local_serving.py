@@ -133,6 +133,13 @@ BAD_V1 = [
     ("NaN", b'{"data": {"ndarray": [[NaN, 0.31, 0.37, 1.4, 0.074, 12.0, 96.0, 0.9954, 3.32, 0.58, 9.2]]}}'),
     ("empty batch", b'{"data": {"ndarray": []}}'),
     ("not an object", b"[1, 2, 3]"),
+    # seldon-core's own parsing answered these with its catch-all 500:
+    ("data is null", b'{"data": null}'),
+    ("ragged rows", json.dumps({"data": {"ndarray": [TUTORIAL_ROW, TUTORIAL_ROW[:10]]}}).encode()),
+    ("tensor shape and values disagree", json.dumps({"data": {"tensor": {"shape": [2, 11],
+                                                                         "values": TUTORIAL_ROW}}}).encode()),
+    ("strData", b'{"strData": "5.6,0.31"}'),
+    ("names that are not a list", json.dumps({"data": {"names": "a", "ndarray": [TUTORIAL_ROW]}}).encode()),
 ]
 BAD_V2 = [
     ("malformed JSON", b'{"inputs": [{"name": "x"'),
@@ -145,6 +152,18 @@ BAD_V2 = [
                                             "data": []}]}).encode()),
     ("shape does not match data", json.dumps({"inputs": [{"name": "input-0", "shape": [2, 11], "datatype": "FP64",
                                                           "data": TUTORIAL_ROW}]}).encode()),
+    # MLServer and the stock runtime answered these with 200 and a prediction, or never:
+    ("shape with -1", json.dumps({"inputs": [{"name": "input-0", "shape": [-1, 11], "datatype": "FP64",
+                                              "data": TUTORIAL_ROW}]}).encode()),
+    ("12 features", _v2_body([*TUTORIAL_ROW, 1.0])),
+    ("10 values for shape [1, 11]", json.dumps({"inputs": [{"name": "input-0", "shape": [1, 11], "datatype": "FP64",
+                                                            "data": TUTORIAL_ROW[:10]}]}).encode()),
+    ("no inputs", b'{"inputs": []}'),
+    ("a string in FP64 data", json.dumps({"inputs": [{"name": "input-0", "shape": [1, 11], "datatype": "FP64",
+                                                      "data": [*TUTORIAL_ROW[:10], "abc"]}]}).encode()),
+    ("column tensors with unknown names", json.dumps({"inputs": [{"name": f"x{i}", "shape": [1], "datatype": "FP64",
+                                                                  "data": [v]} for i, v in
+                                                                 enumerate(TUTORIAL_ROW)]}).encode()),
 ]
 
 
@@ -163,6 +182,35 @@ def test_bad_v2_requests_are_4xx_and_the_server_keeps_serving(serving: LocalServ
     assert 400 <= response.status_code < 500, (case, response.status_code, response.text)
     assert "Traceback" not in response.text
     v2_predictions(v2(serving, open_inference_v2([TUTORIAL_ROW])))
+
+
+def test_a_form_field_that_is_not_json_is_a_400(serving: LocalServing) -> None:
+    response = requests.post(serving.endpoints(NAME)["v1"], data={"json": "{not json"}, timeout=60)
+    assert response.status_code == 400, response.text
+    assert "not valid JSON" in response.json()["status"]["info"]
+
+
+def test_v2_answers_with_the_output_its_metadata_declares(serving: LocalServing) -> None:
+    base = serving.endpoints(NAME)["v2"].rsplit("/infer", 1)[0]
+    [declared] = requests.get(base, timeout=30).json()["outputs"]
+    body = {"inputs": [{"name": "input-0", "shape": [2, 11], "datatype": "FP64", "data": TUTORIAL_ROW * 2}],
+            "outputs": [{"name": declared["name"]}]}
+    [output] = requests.post(base + "/infer", json=body, timeout=30).json()["outputs"]
+    assert output["name"] == declared["name"]
+    assert output["datatype"] == declared["datatype"]
+    assert len(output["shape"]) == len(declared["shape"])
+    assert output["shape"][0] == 2
+
+
+def test_v1_accepts_a_tensor_and_named_columns_in_any_order(serving: LocalServing, versions: dict[str, str]) -> None:
+    import mlflow.pyfunc
+
+    columns = mlflow.pyfunc.load_model(f"models:/{NAME}/{versions['first']}").metadata.get_input_schema().input_names()
+    expected = v1_predictions(v1(serving, seldon_v1([TUTORIAL_ROW])))
+    tensor = json.dumps({"data": {"tensor": {"shape": [1, 11], "values": TUTORIAL_ROW}}}).encode()
+    assert v1(serving, tensor).json()["data"]["tensor"]["values"] == pytest.approx(expected.tolist())
+    reversed_body = json.dumps({"data": {"names": columns[::-1], "ndarray": [TUTORIAL_ROW[::-1]]}}).encode()
+    np.testing.assert_array_equal(v1_predictions(v1(serving, reversed_body)), expected)
 
 
 def test_oversized_requests_are_refused(serving: LocalServing) -> None:

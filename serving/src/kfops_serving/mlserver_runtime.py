@@ -1,44 +1,209 @@
-"""``KfopsMLflowRuntime``: MLServer's MLflow runtime, with every request checked against the model's signature.
+"""``KfopsMLflowRuntime``: MLServer's MLflow runtime, where every request is answered on its own merits.
 
-The stock runtime passes whatever it decoded to the model, so a missing feature or a NaN comes back as an HTTP 500
-with a generic message. This subclass answers 400 with the reason (see :mod:`kfops_serving.validation`) and also accepts
-one 2-D tensor (``shape [rows, features]``, columns in signature order) besides one tensor per column.
+Each request is decoded and validated on its own (see :func:`decode`): anything malformed is a 400 naming the problem
+before it can meet another request. Only then are requests that arrived together scored in one call to the model
+(:class:`Coalescer`): valid rows of valid requests, concatenated, predicted once, split back. A request's answer is
+therefore what it gets alone, whatever else is in flight, and MLServer's own adaptive batching (which merges requests
+before anyone validates them, so one bad request fails or corrupts its neighbours) stays off.
+
+Answers carry one output named and shaped as the model's metadata declares it (``output-0``, ``[rows]``, FP64), so a
+client asking for the declared output gets it.
 """
 
 from __future__ import annotations
 
-from mlserver.codecs import NumpyCodec
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 from mlserver.errors import InferenceError
-from mlserver.types import InferenceRequest, InferenceResponse
+from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
 from mlserver_mlflow import MLflowRuntime
-from mlserver_mlflow.codecs import TensorDictCodec
 
 from kfops_serving.scoring import Scorer
-from kfops_serving.validation import InvalidInput
+from kfops_serving.validation import MAX_ROWS, InvalidInput, check_numbers
+
+#: Open Inference datatypes a feature may arrive as (all converted to float64, as the model's signature has it).
+NUMERIC_DATATYPES = frozenset({"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8",
+                               "UINT64", "UINT32", "UINT16", "UINT8"})
+#: Most rows scored in one model call when requests are coalesced (a bigger request is scored alone).
+MAX_COALESCED_ROWS = 4096
+
+
+def _nested(values: list[Any]) -> Any:
+    for value in values:
+        if isinstance(value, list):
+            yield from _nested(value)
+        else:
+            yield value
+
+
+def _shape(shape: list[int], name: str) -> list[int]:
+    if any((not isinstance(d, int)) or d < 0 for d in shape):
+        raise InvalidInput(f"input {name!r} has shape {shape}: every dimension must be a count (no -1 in a "
+                           "request: the shape says how many values the data holds)")
+    return shape
+
+
+def decode(payload: InferenceRequest, columns: list[str]) -> np.ndarray:
+    """A request's rows as a float64 array ``(rows, features)`` in the model's column order.
+
+    Accepted: one 2-D tensor ``[rows, features]`` (columns in signature order), or one tensor per column, named as
+    the signature's columns, each ``[rows]`` or ``[rows, 1]``.
+
+    Raises:
+        InvalidInput: Anything else, naming what is wrong.
+    """
+    inputs = payload.inputs
+    if not inputs:
+        raise InvalidInput("the request has no inputs: send one 2-D tensor [rows, features] or one tensor per "
+                           "feature")
+    for tensor in inputs:
+        if tensor.datatype not in NUMERIC_DATATYPES:
+            raise InvalidInput(f"input {tensor.name!r} has datatype {tensor.datatype}: features are numbers "
+                               "(FP64, FP32 or an integer type)")
+    if len(inputs) == 1 and len(inputs[0].shape) == 2:
+        tensor = inputs[0]
+        rows, width = _shape(list(tensor.shape), tensor.name)
+        if width != len(columns):
+            raise InvalidInput(f"input {tensor.name!r} has {width} features per row; the model takes "
+                               f"{len(columns)} ({', '.join(columns)})")
+        values = _values(tensor, rows * width)
+        return check_numbers(values.reshape(rows, width), columns)
+    by_name = {tensor.name: tensor for tensor in inputs}
+    if len(by_name) != len(inputs) or set(by_name) != set(columns):
+        raise InvalidInput(f"send one 2-D tensor [rows, {len(columns)}], or one tensor per feature named "
+                           f"{', '.join(columns)} (got {', '.join(t.name for t in inputs)})")
+    shapes = {name: _shape(list(t.shape), name) for name, t in by_name.items()}
+    counts = set()
+    for name, shape in shapes.items():
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+            raise InvalidInput(f"input {name!r} has shape {shape}: a feature's tensor is [rows] or [rows, 1]")
+        counts.add(shape[0])
+    if len(counts) != 1:
+        raise InvalidInput(f"the feature tensors have different row counts: {sorted(counts)}")
+    rows = counts.pop()
+    return check_numbers(np.column_stack([_values(by_name[c], rows) for c in columns]) if rows else
+                         np.empty((0, len(columns))), columns)
+
+
+def _values(tensor: Any, expected: int) -> np.ndarray:
+    """A tensor's data as float64, checked against the count its shape promises."""
+    data = getattr(tensor.data, "root", tensor.data)
+    if not isinstance(data, list):
+        raise InvalidInput(f"input {tensor.name!r}: data must be a list of numbers")
+    values = list(_nested(data))
+    if len(values) != expected:
+        raise InvalidInput(f"input {tensor.name!r} has shape {list(tensor.shape)} ({expected} values) but "
+                           f"{len(values)} values")
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInput(f"input {tensor.name!r}: features must be numbers, got {value!r}")
+    return np.asarray(values, dtype=np.float64)
+
+
+class Coalescer:
+    """Scores validated batches that arrive together in one call of ``predict``, each getting its own rows back.
+
+    Nothing waits for company: a batch is scored as soon as the model is free, together with whatever other
+    validated batches queued up while it was busy. If a combined call fails, each batch is scored alone, so a failure
+    stays with the batch that caused it.
+    """
+
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_rows: int = MAX_COALESCED_ROWS) -> None:
+        self.predict = predict
+        self.max_rows = max_rows
+        self.pending: deque[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = deque()
+        self.wakeup: asyncio.Event | None = None
+        self.worker: asyncio.Task[None] | None = None
+        self.calls = 0  # model calls made (the tests check that requests were really coalesced)
+
+    async def score(self, rows: np.ndarray) -> np.ndarray:
+        """The predictions for ``rows`` (validated), scored with what else is queued."""
+        loop = asyncio.get_running_loop()
+        if self.worker is None or self.worker.done():
+            self.wakeup = asyncio.Event()
+            self.worker = loop.create_task(self._run())
+        assert self.wakeup is not None
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        self.pending.append((rows, future))
+        self.wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        assert self.wakeup is not None
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            # Let requests already read off the sockets finish their validation and join (no timer: no added wait).
+            await asyncio.sleep(0)
+            while self.pending:
+                batch = [self.pending.popleft()]
+                total = batch[0][0].shape[0]
+                while self.pending and total + self.pending[0][0].shape[0] <= self.max_rows:
+                    batch.append(self.pending.popleft())
+                    total += batch[-1][0].shape[0]
+                self._score(batch)
+
+    def _score(self, batch: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]) -> None:
+        self.calls += 1
+        try:
+            predictions = np.asarray(self.predict(np.concatenate([rows for rows, _ in batch]))).ravel()
+        except Exception:  # one batch broke the combined call: score each alone
+            for rows, future in batch:
+                self._score_alone(rows, future)
+            return
+        start = 0
+        for rows, future in batch:
+            if not future.done():
+                future.set_result(predictions[start:start + rows.shape[0]])
+            start += rows.shape[0]
+
+    def _score_alone(self, rows: np.ndarray, future: asyncio.Future[np.ndarray]) -> None:
+        self.calls += 1
+        try:
+            result = np.asarray(self.predict(rows)).ravel()
+        except Exception as error:  # handed to the request it belongs to
+            if not future.done():
+                future.set_exception(error)
+            return
+        if not future.done():
+            future.set_result(result)
 
 
 class KfopsMLflowRuntime(MLflowRuntime):
-    """MLflow pyfunc models over the Open Inference (v2) protocol, with input validation."""
+    """MLflow pyfunc models over the Open Inference (v2) protocol: validated, isolated, coalesced."""
 
     async def load(self) -> bool:
-        """Load the model and prepare its scorer."""
+        """Load the model and prepare its scorer and coalescer."""
         loaded = await super().load()
         try:
             self._scorer = Scorer(self._model)
         except ValueError as error:
             raise InferenceError(f"model {self.name}: {error}") from error
+        declared = self.outputs[0] if self.outputs else None
+        self._output_name = declared.name if declared else "output-0"
+        self._coalescer = Coalescer(self._scorer.predict_validated)
         return loaded
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        """Validate, score, encode; invalid input is an :class:`InferenceError` (HTTP 400)."""
+        """Validate this request alone, then score it (coalesced with others); invalid input is a 400."""
         try:
-            if len(payload.inputs) == 1 and len(payload.inputs[0].shape) == 2:
-                rows = NumpyCodec.decode_input(payload.inputs[0])
-            else:
-                rows = self.decode_request(payload)
-            predictions = self._scorer.score(rows)
+            rows = decode(payload, self._scorer.columns)
+            if rows.shape[0] == 0:
+                raise InvalidInput("the batch is empty: send at least one row")
+            if rows.shape[0] > MAX_ROWS:
+                raise InvalidInput(f"the batch has {rows.shape[0]} rows, more than the {MAX_ROWS} one request may "
+                                   "carry")
         except InvalidInput as error:
             raise InferenceError(str(error)) from None
-        except (ValueError, TypeError, KeyError) as error:
-            raise InferenceError(f"cannot decode the request: {error}") from None
-        return self.encode_response(predictions, default_codec=TensorDictCodec)
+        if self._scorer.row_independent:
+            predictions = await self._coalescer.score(rows)
+        else:  # a model whose rows may influence each other is scored one request at a time
+            predictions = np.asarray(self._scorer.predict_validated(rows)).ravel()
+        return InferenceResponse(
+            model_name=self.name, model_version=self.version, id=payload.id,
+            outputs=[ResponseOutput(name=self._output_name, shape=[int(predictions.shape[0])], datatype="FP64",
+                                    data=predictions.tolist())])

@@ -1,11 +1,16 @@
 """``KfopsModel``: the seldon-core user model that serves an MLflow pyfunc model over the Seldon (v1) protocol.
 
+It reads the request itself (``predict_raw``): ``data.ndarray`` (rows) or ``data.tensor`` (shape and values), with
+optional ``names``; anything else, ragged rows, a shape its values do not fill, or ``"data": null`` is a 400 naming
+the problem, where seldon-core's own parsing would answer 500. The answer has seldon-core's shape (its
+``construct_response_json``) with the model's name and version in ``meta.tags``.
+
 On a cluster Seldon's storage initializer downloads the model to ``/mnt/models`` and the serving image runs
-``seldon-core-microservice kfops_serving.seldon_model.KfopsModel``. Locally the same class is given a *pointer file*
-naming the model directory instead: when the pointer changes (a new champion was deployed) each worker loads the new
-model next to the old one, swaps, and acknowledges in ``acks/<pid>.json``. Requests are served by the old model
-until the new one is ready, so rolling to a new champion leaves no moment without a ready server, and a model that
-fails to load is never swapped in.
+``python -m kfops_serving.seldon_server`` (seldon-core's server for this class). Locally the same class is given a
+*pointer file* naming the model directory instead: when the pointer changes (a new champion was deployed) each
+worker loads the new model next to the old one, swaps, and acknowledges in ``acks/<pid>.json``. Requests are served
+by the old model until the new one is ready, so rolling to a new champion leaves no moment without a ready server,
+and a model that fails to load is never swapped in.
 """
 
 from __future__ import annotations
@@ -59,6 +64,57 @@ def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(payload))
     tmp.replace(path)
+
+
+def read_request(request: Any) -> tuple[list[Any], list[str] | None]:
+    """The rows and feature names of a Seldon protocol request.
+
+    Raises:
+        InvalidInput: Not a JSON object with ``data.ndarray`` or ``data.tensor``; ragged rows; a tensor whose shape
+            and values disagree; names that are not a list of strings.
+    """
+    if not isinstance(request, dict):
+        raise InvalidInput('the request must be a JSON object: {"data": {"ndarray": [[...], ...]}}')
+    data = request.get("data")
+    if not isinstance(data, dict):
+        other = next((key for key in ("jsonData", "strData", "binData") if key in request), None)
+        raise InvalidInput(f"this model scores numbers: send data.ndarray or data.tensor, not {other}" if other else
+                           'the request has no data: send {"data": {"ndarray": [[...], ...]}} or data.tensor')
+    names = data.get("names")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        raise InvalidInput("data.names must be a list of feature names")
+    if "ndarray" in data:
+        rows = data["ndarray"]
+        if not isinstance(rows, list):
+            raise InvalidInput("data.ndarray must be a list of rows")
+        if rows and all(isinstance(row, list) for row in rows):
+            widths = {len(row) for row in rows}
+            if len(widths) > 1:
+                first = len(rows[0])
+                bad = next(i for i, row in enumerate(rows) if len(row) != first)
+                raise InvalidInput(f"data.ndarray is ragged: row 0 has {first} values, row {bad} has "
+                                   f"{len(rows[bad])}")
+            if any(isinstance(value, list) for row in rows for value in row):
+                raise InvalidInput("data.ndarray must be rows of numbers (2-D)")
+        elif any(isinstance(row, list) for row in rows):
+            raise InvalidInput("data.ndarray mixes rows and single values")
+        return rows, names or None
+    if "tensor" in data:
+        tensor = data["tensor"]
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("values"), list) \
+                or not isinstance(tensor.get("shape"), list):
+            raise InvalidInput("data.tensor needs a shape (list) and values (list)")
+        shape, values = tensor["shape"], tensor["values"]
+        if not shape or any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in shape) or len(shape) > 2:
+            raise InvalidInput(f"data.tensor.shape {shape} must be [rows, features] or [features]")
+        expected = shape[0] * (shape[1] if len(shape) == 2 else 1)
+        if len(values) != expected:
+            raise InvalidInput(f"data.tensor.shape {shape} holds {expected} values, but {len(values)} were sent")
+        if any(isinstance(v, list) for v in values):
+            raise InvalidInput("data.tensor.values must be a flat list of numbers")
+        rows = [values] if len(shape) == 1 else [values[i * shape[1]:(i + 1) * shape[1]] for i in range(shape[0])]
+        return rows, names or None
+    raise InvalidInput("data must hold ndarray or tensor (this model does not read tftensor)")
 
 
 class KfopsModel:
@@ -124,6 +180,18 @@ class KfopsModel:
             "pid": os.getpid(), "ok": ok, "error": error, "name": self.served.name,
             "version": self.served.version, "pointer_mtime_ns": self.pointer.stat().st_mtime_ns if self.pointer
             else 0})
+
+    def predict_raw(self, request: Any) -> Any:
+        """Answer a Seldon protocol request (a JSON object) with predictions, or a 400 naming what is wrong."""
+        from seldon_core.flask_utils import SeldonMicroserviceException
+        from seldon_core.utils import construct_response_json
+
+        try:
+            rows, names = read_request(request)
+        except InvalidInput as error:
+            raise SeldonMicroserviceException(str(error), status_code=400, reason="BAD_REQUEST") from None
+        predictions = self.predict(rows, names)
+        return construct_response_json(self, False, request, predictions, meta=request.get("meta"))
 
     def predict(self, X: Any, features_names: Any = None, meta: Any = None) -> Any:  # Seldon's argument names
         """Score a batch; a bad batch is a 400 with the reason."""

@@ -54,6 +54,15 @@ def to_frame(rows: Any, columns: Sequence[str], names: Sequence[str] | None = No
             raise InvalidInput(f"unknown feature names {sorted(set(map(str, names)) - set(columns))}; "
                                f"expected {', '.join(columns)}")
         values = values[:, [list(map(str, names)).index(c) for c in columns]]
+    return pd.DataFrame(check_numbers(values, columns), columns=list(columns))
+
+
+def check_numbers(values: np.ndarray, columns: Sequence[str]) -> np.ndarray:
+    """``values`` (2-D, one column per feature) as float64, refusing non-numbers, booleans, NaN and infinity.
+
+    Raises:
+        InvalidInput: Naming the first offending value.
+    """
     # Numeric arrays (the common case) convert without a Python-level loop; anything else is inspected.
     if values.dtype.kind not in "fiu":
         for value in values.ravel():
@@ -65,7 +74,7 @@ def to_frame(rows: Any, columns: Sequence[str], names: Sequence[str] | None = No
         row, column = map(int, np.argwhere(~np.isfinite(numbers))[0])
         raise InvalidInput(f"feature {columns[column]!r} of row {row} is {numbers[row, column]} "
                            "(NaN and infinity cannot be scored)")
-    return pd.DataFrame(numbers, columns=list(columns))
+    return numbers
 
 
 def _is_number(value: Any) -> bool:
