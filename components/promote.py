@@ -8,13 +8,17 @@ the last write, so a failure leaves the previous champion in place.
 from __future__ import annotations
 
 import json
+import random
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.recipes import get_recipe
-from kfops.base.tracking import require_tracking_server
+from kfops.base.tracking import require_tracking_server, short_error
 from trainer.data import load_frame, split
 from trainer.evaluate import evaluate
 from trainer.train import CHAMPION
@@ -60,6 +64,83 @@ def _score(model_uri: str, recipe_name: str, dataset_uri: str) -> float:
     return evaluate(recipe.task, model, parts.x_test, parts.y_test)[recipe.objective_metric]
 
 
+#: Registered-model tag holding the promotion lease: ``<token> <expiry, unix seconds>``.
+LEASE_TAG = "kfops.promotion_lease"
+
+
+@contextmanager
+def promotion_lease(client: Any, model_name: str, ttl: float = 120, settle: float = 0.3,
+                    wait: float = 600) -> Iterator[None]:
+    """Hold the model's promotion lease (a registered-model tag) while the body runs.
+
+    MLflow has no compare-and-set, so the lease is taken by writing the tag, waiting ``settle`` seconds and reading
+    it back: of runs that wrote at about the same time, only the last writer reads its own token. A lease whose
+    holder died expires after ``ttl`` seconds.
+
+    Raises:
+        KfopsError: The lease stayed taken for ``wait`` seconds.
+    """
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + wait
+
+    def holder() -> tuple[str, float]:
+        value = client.get_registered_model(model_name).tags.get(LEASE_TAG, "")
+        owner, _, expiry = value.partition(" ")
+        return owner, float(expiry or 0)
+
+    while True:
+        owner, expiry = holder()
+        if not owner or expiry < time.time():
+            client.set_registered_model_tag(model_name, LEASE_TAG, f"{token} {time.time() + ttl:.0f}")
+            time.sleep(settle)
+            if holder()[0] == token:
+                break
+        if time.monotonic() > deadline:
+            raise KfopsError(f"another run has been promoting {model_name!r} for over {wait:.0f} s",
+                             f"wait for it, or delete the registered model's tag {LEASE_TAG} if no run is left")
+        time.sleep(settle * (1 + random.random()))  # noqa: S311 - jitter, not a secret
+    try:
+        yield
+    finally:
+        if holder()[0] == token:
+            client.delete_registered_model_tag(model_name, LEASE_TAG)
+
+
+def _champion(client: Any, model_name: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(model_name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def _decide(recipe: Any, model_name: str, version: str, champion: str | None, challenger_value: float,
+            dataset_uri: str) -> Decision:
+    """Whether ``version`` (scoring ``challenger_value``) beats ``champion`` on the held-out rows."""
+    from mlflow.exceptions import MlflowException
+
+    metric = recipe.objective_metric
+    if champion is None:
+        return Decision(model_name, version, None, True, metric, challenger_value, None, "no champion yet")
+    if champion == version:
+        return Decision(model_name, version, version, True, metric, challenger_value, challenger_value,
+                        "already the champion")
+    try:
+        champion_value = _score(f"models:/{model_name}/{champion}", recipe.name, dataset_uri)
+    except (MlflowException, KeyError, ValueError, OSError) as error:
+        raise KfopsError(f"champion version {champion} of {model_name!r} cannot score the held-out data "
+                         f"({type(error).__name__}: {short_error(error)})",
+                         f"if the dataset's schema changed on purpose, delete the alias "
+                         f"(`mlflow.MlflowClient().delete_registered_model_alias({model_name!r}, 'champion')`) "
+                         "and run again") from error
+    better = recipe.better(challenger_value, champion_value)
+    verb = "beats" if better else "does not beat"
+    return Decision(model_name, version, champion, better, metric, challenger_value, champion_value,
+                    f"{metric} {challenger_value:.4g} {verb} champion v{champion} ({champion_value:.4g}, "
+                    f"{recipe.goal})")
+
+
 @in_step(Step.REGISTER_AND_PROMOTE)
 def register_and_promote(recipe_name: str, model_name: str, version: str, dataset_uri: str) -> Decision:
     """Compare version ``version`` with the current champion and promote it if it is strictly better.
@@ -78,34 +159,20 @@ def register_and_promote(recipe_name: str, model_name: str, version: str, datase
     except MlflowException as error:
         raise KfopsError(f"model {model_name!r} has no version {version!r}",
                          "pass the version the train step registered") from error
-    try:
-        champion = client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
-        champion = None
-    metric = recipe.objective_metric
     challenger_value = _score(f"models:/{model_name}/{version}", recipe.name, dataset_uri)
+    # Runs promoting at the same time take turns: the comparison and the alias move happen under a lease, so the
+    # last one to finish cannot put back a model the other one already beat.
+    with promotion_lease(client, model_name):
+        decision = _decide(recipe, model_name, version, _champion(client, model_name), challenger_value, dataset_uri)
+        _record(client, model_name, version, decision, challenger_value)
+    return decision
 
-    if champion is None:
-        decision = Decision(model_name, version, None, True, metric, challenger_value, None,
-                            "no champion yet")
-    elif champion.version == version:
-        decision = Decision(model_name, version, version, True, metric, challenger_value, challenger_value,
-                            "already the champion")
-    else:
-        try:
-            champion_value = _score(f"models:/{model_name}/{champion.version}", recipe.name, dataset_uri)
-        except (MlflowException, KeyError, ValueError, OSError) as error:
-            raise KfopsError(f"champion version {champion.version} of {model_name!r} cannot score the "
-                                   f"held-out data ({type(error).__name__}: {error})",
-                             f"if the dataset's schema changed on purpose, delete the alias "
-                             f"(`mlflow.MlflowClient().delete_registered_model_alias({model_name!r}, 'champion')`) "
-                             "and run again") from error
-        better = recipe.better(challenger_value, champion_value)
-        verb = "beats" if better else "does not beat"
-        decision = Decision(model_name, version, champion.version, better, metric, challenger_value, champion_value,
-                            f"{metric} {challenger_value:.4g} {verb} champion v{champion.version} "
-                            f"({champion_value:.4g}, {recipe.goal})")
 
+def _record(client: Any, model_name: str, version: str, decision: Decision, challenger_value: float) -> None:
+    """Tag the version with the decision and move the alias if it was promoted."""
+    from mlflow.exceptions import MlflowException
+
+    metric = decision.metric
     tags = {"kfops.decision": "promoted" if decision.promoted else "rejected",
             "kfops.decision_reason": decision.reason,
             f"kfops.heldout_{metric}": f"{challenger_value:.6g}",
@@ -118,7 +185,6 @@ def register_and_promote(recipe_name: str, model_name: str, version: str, datase
         if decision.promoted and decision.previous_champion != version:
             client.set_registered_model_alias(model_name, CHAMPION, version)
     except MlflowException as error:
-        raise KfopsError(f"recording the decision for {model_name} v{version} failed: {error}",
+        raise KfopsError(f"recording the decision for {model_name} v{version} failed: {short_error(error)}",
                          "check the MLflow server and run the step again (the champion alias was not moved)") \
             from error
-    return decision

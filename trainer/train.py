@@ -7,13 +7,15 @@ the held-out test rows, logs to MLflow and registers the model.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.recipes import Recipe
-from kfops.base.tracking import require_tracking_server
+from kfops.base.storage import endpoint_url
+from kfops.base.tracking import require_tracking_server, short_error
 from trainer.data import load_frame, split
 from trainer.evaluate import evaluate
 from trainer.models import build_model, fit, parse_hyperparameters
@@ -110,9 +112,10 @@ def train_and_register(recipe: Recipe, data_uri: str, raw_params: dict[str, str]
         # Artifact uploads go straight to S3, so an unreachable store surfaces as a botocore error.
         if version is not None:
             _delete_quietly(client, model_name, version)
-        raise KfopsError(f"logging or registering model {model_name!r} failed: {error}",
+        raise KfopsError(f"logging or registering model {model_name!r} failed: {short_error(error)} "
+                         f"(MLflow {os.environ.get('MLFLOW_TRACKING_URI', '')}, S3 {endpoint_url() or 'default'})",
                          "check the MLflow server and the object store (locally: `kfops local status`), "
-                         "then run again") from error
+                         "then run again; no version was left registered") from error
     return RegisteredModel(name=model_name, version=str(version), run_id=run.info.run_id, source=source,
                            params=params, test_metrics=test_metrics, tags=tags)
 

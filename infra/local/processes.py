@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -208,37 +207,40 @@ def _wait_ready(proc: subprocess.Popen[bytes], spec: ServiceSpec, log_path: Path
 def stop_service(record: ServiceRecord, grace: float) -> None:
     """Stop a service's whole process group: SIGTERM, then SIGKILL after ``grace`` seconds.
 
+    The group is stopped even when its leader is gone: a service whose main process was killed can leave workers
+    behind (``mlflow server``'s uvicorn worker keeps its port), and they still carry the group of the service.
+
     Returns once no process of the group is left and the service's ports are closed (or a short wait for the kernel
     to release them has passed). A service that is already gone is not an error.
     """
-    if is_running(record):
-        group = _group_members(record.pid)
-        _signal_group(record.pid, signal.SIGTERM)
+    group = _group_members(record)
+    if group:
+        # Each member by pid (not killpg): the members were identified by their start time as well as their group.
+        for proc in group:
+            with contextlib.suppress(psutil.Error):
+                proc.terminate()
         _, alive = psutil.wait_procs(group, timeout=grace)
-        if alive:
-            _signal_group(record.pid, signal.SIGKILL)
-            for proc in alive:
-                with contextlib.suppress(psutil.Error):
-                    proc.kill()
-            psutil.wait_procs(alive, timeout=5)
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=5)
     _reap(record.pid)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not all(port_is_free(port) for port in record.ports.values()):
         time.sleep(0.05)
 
 
-def _group_members(pid: int) -> list[psutil.Process]:
+def _group_members(record: ServiceRecord) -> list[psutil.Process]:
+    """Processes of the service's process group (its pgid is the leader's pid), leader or not.
+
+    Only processes started since the service count, so a recycled pid that leads an unrelated group is left alone.
+    """
     members = []
     for proc in psutil.process_iter():
         with contextlib.suppress(psutil.Error, ProcessLookupError):
-            if os.getpgid(proc.pid) == pid:
+            if os.getpgid(proc.pid) == record.pid and proc.create_time() >= record.create_time - 0.05:
                 members.append(proc)
     return members
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 def _reap(pid: int) -> None:

@@ -8,6 +8,27 @@ import urllib.request
 
 from kfops.base.errors import KfopsError
 
+#: MLflow's client retries a failing request 7 times with exponential backoff (minutes for a dead server). A step
+#: talks to a server it has just checked: a few quick retries ride out a blip, and a dead server is named in seconds.
+CLIENT_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                  "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+
+
+def short_error(error: BaseException, limit: int = 160) -> str:
+    """What went wrong, in one short phrase.
+
+    A refused or dropped connection is named as such; anything else is the first line of its message, cut to
+    ``limit`` characters (MLflow's own messages carry whole connection-pool reprs).
+    """
+    text = str(error)
+    for marker, phrase in (("Connection refused", "connection refused"), ("Max retries exceeded", "no answer"),
+                           ("RemoteDisconnected", "connection dropped"), ("Read timed out", "timed out"),
+                           ("Connection reset", "connection reset")):
+        if marker in text:
+            return phrase
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
 
 def require_tracking_server(timeout: float = 5.0) -> str:
     """Check that ``MLFLOW_TRACKING_URI`` names a reachable MLflow server before a step starts changing things.
@@ -24,14 +45,16 @@ def require_tracking_server(timeout: float = 5.0) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if not uri:
         raise KfopsError("MLFLOW_TRACKING_URI is not set",
-                         'locally run `eval "$(kfops local env)"`; on a cluster label the pod for the '
-                         "mlflow-server-minio PodDefault")
+                         'locally run `eval "$(kfops local env)"`; on a cluster a step reads it from ConfigMap '
+                         "kfops-mlflow (a notebook: label it mlflow-server-minio: \"true\")")
+    for name, value in CLIENT_RETRIES.items():
+        os.environ.setdefault(name, value)
     if uri.startswith(("http://", "https://")):
         try:
             with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:  # noqa: S310
                 healthy = response.status == 200
         except (urllib.error.URLError, OSError) as error:
-            raise KfopsError(f"MLflow tracking server {uri} is unreachable ({error})",
+            raise KfopsError(f"MLflow tracking server {uri} is unreachable ({short_error(error)})",
                              "start it (locally: `kfops local up`) or fix MLFLOW_TRACKING_URI") from error
         if not healthy:
             raise KfopsError(f"MLflow tracking server {uri} is not healthy",

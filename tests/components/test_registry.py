@@ -142,3 +142,34 @@ def test_a_registration_that_fails_after_the_version_exists_is_deleted(dataset_u
 def test_promoting_a_missing_version(dataset_uri: str, model_name: str) -> None:
     with pytest.raises(KfopsError, match="has no version '42'"):
         register_and_promote("winequality", model_name, "42", dataset_uri)
+
+
+def test_concurrent_promotions_leave_the_best_version_champion(dataset_uri: str, model_name: str) -> None:
+    """Two runs promote at the same time: whichever finishes last must not put a worse model back in place."""
+    import threading
+
+    import mlflow
+
+    first = train_and_register(WINE_QUALITY, dataset_uri, WORSE, model_name=model_name, experiment="tests")
+    assert register_and_promote("winequality", model_name, first.version, dataset_uri).promoted
+    better = train_and_register(WINE_QUALITY, dataset_uri, GOOD, model_name=model_name, experiment="tests")
+    middling = train_and_register(WINE_QUALITY, dataset_uri, {"alpha": "0.2", "l1_ratio": "0.5"},
+                                  model_name=model_name, experiment="tests")
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def promote(version: str) -> None:
+        start.wait()
+        try:
+            register_and_promote("winequality", model_name, version, dataset_uri)
+        except BaseException as error:  # collected: the test thread asserts
+            errors.append(error)
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in (better.version, middling.version)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    client = mlflow.MlflowClient()
+    assert client.get_model_version_by_alias(model_name, CHAMPION).version == better.version

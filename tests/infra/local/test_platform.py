@@ -174,6 +174,59 @@ def test_status_detects_a_crashed_service_and_up_restarts_it(own_platform: Local
     assert own_platform.records()["mlflow"].pid != victim.pid
 
 
+def test_a_service_whose_parent_died_leaves_no_orphan_and_up_recovers(own_platform: LocalPlatform) -> None:
+    """`mlflow server`'s parent killed alone: its uvicorn worker lives on, holding the port, in the service's group."""
+    victim = own_platform.records()["mlflow"]
+    port = victim.ports["http"]
+    orphans = [p for p in psutil.Process(victim.pid).children(recursive=True)]
+    assert orphans, "mlflow server runs its app in a child process"
+    os.kill(victim.pid, signal.SIGKILL)
+    psutil.wait_procs([psutil.Process(victim.pid)], timeout=10)
+    assert any(p.is_running() for p in orphans)
+    assert not port_is_free(port), "the orphaned worker still holds the port"
+
+    own_platform.down()
+    assert not [p for p in orphans if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert port_is_free(port)
+
+    own_platform.up()
+    assert all(status.ok for status in own_platform.status())
+
+
+def test_mlflow_dying_during_train_is_named_in_one_short_line_within_seconds(
+        own_platform: LocalPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import trainer.train
+    from kfops.base.errors import KfopsError
+    from kfops.base.recipes import WINE_QUALITY
+    from tests.datasets import cleaned_wine
+    from trainer.train import train_and_register
+
+    data = str(cleaned_wine(tmp_path))
+    victim = own_platform.records()["mlflow"]
+    real_fit = trainer.train.fit
+
+    def fit_after_mlflow_died(*args: object) -> object:
+        # The step has checked MLflow and starts fitting: now MLflow dies (its whole group, SIGKILL).
+        os.killpg(victim.pid, signal.SIGKILL)
+        return real_fit(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(trainer.train, "fit", fit_after_mlflow_died)
+    began = time.monotonic()
+    with pytest.raises(KfopsError) as raised:
+        train_and_register(WINE_QUALITY, data, {"alpha": "0.01", "l1_ratio": "0.5"}, model_name="dying",
+                           experiment="dying")
+    took = time.monotonic() - began
+    message = str(raised.value)
+    assert took < 30, f"waited {took:.0f} s in MLflow's retries"
+    assert len(message) < 400, message
+    assert "connection refused" in message
+    assert "HTTPConnectionPool" not in message
+    assert raised.value.step == "train"
+    own_platform.up()
+
+
 # --- bad input: one clear error, non-zero exit, nothing left running -------------------------------------------
 
 
