@@ -44,13 +44,13 @@ class RunOptions:
             KfopsError: Unknown recipe or protocol, or tuning settings Katib would refuse.
         """
         from components.deploy import parse_protocols
-        from components.katib.experiment import build_experiment
-        from kfops.base.recipes import get_recipe
+        from components.tune import build_tuning_experiment
 
         parse_protocols(self.serving_protocol)
-        build_experiment(get_recipe(self.recipe), name="preflight", namespace="local", dataset_uri="s3://bucket/key",
-                         max_trials=self.max_trials, parallel_trials=self.parallel_trials,
-                         max_failed_trials=self.max_failed_trials, algorithm=self.algorithm or None)
+        # The tune step's own builder: it fits parallelism and allowed failures to the trial count as the run will.
+        build_tuning_experiment(self.recipe, "s3://bucket/key", max_trials=self.max_trials,
+                                parallel_trials=self.parallel_trials, max_failed_trials=self.max_failed_trials,
+                                algorithm=self.algorithm, run_id="preflight")
 
 
 def run_local(options: RunOptions, *, env: Mapping[str, str], run_dir: Path,

@@ -37,11 +37,17 @@ def condition(experiment: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def failed_trial_reasons(result: dict[str, Any], limit: int = 3) -> str:
-    """A short list of why trials failed, for error messages."""
+    """Why trials failed, short: each distinct cause once, with how many trials it stopped."""
     failed = [t for t in result.get("trials", []) if t.get("condition") in ("Failed", "MetricsUnavailable")]
-    parts = [f"{t['name']}: {t.get('reason', '')} {t.get('message', '')}".strip() for t in failed[:limit]]
-    more = f" (+{len(failed) - limit} more)" if len(failed) > limit else ""
-    return "; ".join(parts) + more
+    causes: dict[str, int] = {}
+    for trial in failed:
+        # The trainer's own error is "error: [step] cause. Fix: ...": the cause is what differs between failures.
+        text = f"{trial.get('reason', '')}: {trial.get('message', '')}".split(". Fix:")[0].strip(": ")
+        text = text if len(text) <= 200 else text[:197] + "..."
+        causes[text] = causes.get(text, 0) + 1
+    shown = [f"{count} trial{'s' if count > 1 else ''}: {text}" for text, count in list(causes.items())[:limit]]
+    more = f" (+{len(causes) - limit} other causes)" if len(causes) > limit else ""
+    return "; ".join(shown) + more
 
 
 def best_trial(result: dict[str, Any], objective_metric: str | None = None) -> tuple[dict[str, str], float]:

@@ -26,11 +26,11 @@ PYTHONS = {".venv": (3, 11), ".venv-seldon": (3, 12)}
 #: Free space the state dir's file system should keep: a run writes datasets, models and logs there.
 DISK_WARN_BYTES = 2 * 1024**3
 DISK_FAIL_BYTES = 512 * 1024**2
-#: The option and variable that move each port.
+#: The `kfops local up` option (if it has one) and the variable that move each port.
 PORT_SETTINGS = {"s3_port": ("seaweedfs", "--s3-port", "KFOPS_S3_PORT"),
                  "mlflow_port": ("mlflow", "--mlflow-port", "KFOPS_MLFLOW_PORT"),
-                 "mlserver_port": ("mlserver", "--mlserver-port", "KFOPS_MLSERVER_PORT"),
-                 "seldon_port": ("seldon", "--seldon-port", "KFOPS_SELDON_PORT")}
+                 "mlserver_port": ("mlserver", "", "KFOPS_MLSERVER_PORT"),
+                 "seldon_port": ("seldon", "", "KFOPS_SELDON_PORT")}
 
 
 def check_pythons(settings: LocalSettings) -> list[Check]:
@@ -67,9 +67,9 @@ def check_ports(platform: LocalPlatform) -> list[Check]:
         elif port_is_free(port):
             found.append(ok(name, "free"))
         else:
+            move = f"`kfops local up {option} <port>` or {variable}=<port>" if option else f"{variable}=<port>"
             found.append(fail(name, f"in use by another process on {HOST}",
-                              f"stop it (`ss -ltnp 'sport = :{port}'` shows it) or choose another port: "
-                              f"`kfops local up {option} <port>` or {variable}"))
+                              f"stop it (`ss -ltnp 'sport = :{port}'` shows it) or choose another port: {move}"))
     return found
 
 

@@ -91,7 +91,12 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 def describe_endpoint_error(error: Exception) -> str:
     """A short reason for an S3 failure, naming the endpoint."""
-    return f"S3 endpoint {endpoint_url() or 'AWS default'} failed: {type(error).__name__}: {error}"
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
+    endpoint = endpoint_url() or "AWS default"
+    if isinstance(error, EndpointConnectionError | ConnectTimeoutError):
+        return f"S3 endpoint {endpoint} does not answer"
+    return f"S3 endpoint {endpoint} failed: {type(error).__name__}: {str(error)[:200]}"
 
 
 def ensure_bucket(client: Any, bucket: str) -> None:

@@ -5,42 +5,31 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 
-from components.store import store_dataset
 from infra.local.serving import LocalServing
 from kfops.base.recipes import WINE_QUALITY
 from kfops_serving.protocols import open_inference_v2, seldon_v1
-from tests.conftest import started_platform
-from tests.datasets import cleaned_wine
+from tests.serving.conftest import NAME
 from tests.serving.test_local_serving import BAD_V1, BAD_V2
 from trainer.data import load_frame, split
-from trainer.train import train_and_register
 
 pytestmark = pytest.mark.integration
 
-NAME = "concurrent-wine"
 CLIENTS = 20
 #: No request may wait longer than this (the runtime adds no batch window; a hang or a lost request trips it).
 PATIENCE = 1.0
 
 
 @pytest.fixture(scope="module")
-def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServing]:
-    for platform in started_platform(tmp_path_factory, seldon_workers=2):
-        dataset = store_dataset(cleaned_wine(tmp_path_factory.mktemp("data")), "datasets", "tests/concurrency")
-        version = train_and_register(WINE_QUALITY, dataset, {"alpha": "0.001", "l1_ratio": "0.5"}, model_name=NAME,
-                                     experiment="concurrency").version
-        local = LocalServing(platform)
-        local.deploy(local.fetch(NAME, version))
-        local.rows = split(load_frame(dataset), WINE_QUALITY.target_column,  # type: ignore[attr-defined]
-                           WINE_QUALITY.task).x_test.to_numpy().tolist()
-        yield local
+def rows(versions: dict[str, str]) -> list[list[float]]:
+    """Test rows of the dataset the served versions were trained on."""
+    return split(load_frame(versions["dataset"]), WINE_QUALITY.target_column,
+                 WINE_QUALITY.task).x_test.to_numpy().tolist()
 
 
 def good_bodies(rows: list[list[float]], encode: object, count: int, seed: int) -> list[bytes]:
@@ -60,11 +49,11 @@ def answer(protocol: str, payload: dict) -> list[float]:
 
 
 @pytest.mark.parametrize("protocol", ["v2", "v1"])
-def test_interleaved_good_and_bad_requests_get_exactly_their_own_answers(serving: LocalServing,
+def test_interleaved_good_and_bad_requests_get_exactly_their_own_answers(serving: LocalServing, rows: list[list[float]],
                                                                          protocol: str) -> None:
     url = serving.endpoints(NAME)[protocol]
     encode = open_inference_v2 if protocol == "v2" else seldon_v1
-    good = good_bodies(serving.rows, encode, 200, seed=1 if protocol == "v2" else 2)  # type: ignore[attr-defined]
+    good = good_bodies(rows, encode, 200, seed=1 if protocol == "v2" else 2)
     bad = [body for _, body in (BAD_V2 if protocol == "v2" else BAD_V1)] * 4
     # What each good request gets alone, one at a time.
     alone = {}
@@ -84,17 +73,18 @@ def test_interleaved_good_and_bad_requests_get_exactly_their_own_answers(serving
             assert 400 <= status < 500, (body, status, payload)
 
 
-def test_a_request_without_inputs_next_to_good_ones_is_answered_at_once(serving: LocalServing) -> None:
+def test_a_request_without_inputs_next_to_good_ones_is_answered_at_once(serving: LocalServing,
+                                                                        rows: list[list[float]]) -> None:
     url = serving.endpoints(NAME)["v2"]
-    good = open_inference_v2(serving.rows[:1])  # type: ignore[attr-defined]
+    good = open_inference_v2(rows[:1])
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda body: post(url, body), [good, b'{"inputs": []}', good, good]))
     assert [status for status, _ in answers] == [200, 400, 200, 200]
 
 
-def test_many_rows_and_many_requests_together_keep_their_row_order(serving: LocalServing, tmp_path: Path) -> None:
+def test_many_rows_and_many_requests_together_keep_their_row_order(serving: LocalServing, rows: list[list[float]],
+                                                                   tmp_path: Path) -> None:
     url = serving.endpoints(NAME)["v2"]
-    rows = serving.rows  # type: ignore[attr-defined]
     big = open_inference_v2(rows[:300])
     singles = [open_inference_v2([row]) for row in rows[:40]]
     expected_big = answer("v2", post(url, big)[1])

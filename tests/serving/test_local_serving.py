@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,47 +15,18 @@ import pytest
 import requests
 
 from components.deploy import check_compatibility
-from components.store import store_dataset
-from infra.local.platform import LocalPlatform
 from infra.local.processes import port_is_free
 from infra.local.serving import LocalServing, ServedModel
 from infra.local.target import LocalTarget
 from kfops.base.errors import KfopsError
 from kfops.base.recipes import WINE_QUALITY
 from kfops_serving.protocols import open_inference_v2, seldon_v1
-from tests.conftest import started_platform
-from tests.datasets import cleaned_wine
+from tests.serving.conftest import NAME
 from trainer.data import load_frame, split
-from trainer.train import train_and_register
 
 pytestmark = pytest.mark.integration
 
-NAME = "served-wine"
 TUTORIAL_ROW = [5.6, 0.31, 0.37, 1.4, 0.074, 12.0, 96.0, 0.9954, 3.32, 0.58, 9.2]
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
-    # Two workers keep start-up quick in CI; the default (3) is what the benchmark measured best.
-    yield from started_platform(tmp_path_factory, seldon_workers=2)
-
-
-@pytest.fixture(scope="module")
-def versions(platform: LocalPlatform, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Two registered versions with clearly different predictions, and the dataset they were trained on."""
-    dataset = store_dataset(cleaned_wine(tmp_path_factory.mktemp("data")), "datasets", "tests/serving")
-    first = train_and_register(WINE_QUALITY, dataset, {"alpha": "0.0005", "l1_ratio": "0.5"}, model_name=NAME,
-                               experiment="serving-tests")
-    second = train_and_register(WINE_QUALITY, dataset, {"alpha": "0.5", "l1_ratio": "0.5"}, model_name=NAME,
-                                experiment="serving-tests")
-    return {"first": first.version, "second": second.version, "dataset": dataset}
-
-
-@pytest.fixture(scope="module")
-def serving(platform: LocalPlatform, versions: dict[str, str]) -> LocalServing:
-    local = LocalServing(platform)
-    local.deploy(local.fetch(NAME, versions["first"]))
-    return local
 
 
 def rows(dataset: str, count: int = 50) -> list[list[float]]:
