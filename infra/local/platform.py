@@ -102,7 +102,7 @@ class LocalPlatform:
         try:
             # Owner-only: the state dir holds credentials and every stored object.
             self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            (self.state_dir / "logs").mkdir(exist_ok=True)
+            (self.state_dir / "logs").mkdir(mode=0o700, exist_ok=True)
             probe = self.state_dir / ".write-test"
             probe.write_text("")
             probe.unlink()

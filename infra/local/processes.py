@@ -24,7 +24,7 @@ import psutil
 
 from infra.local.settings import HOST
 from kfops.base.errors import KfopsError
-from kfops.base.files import write_json
+from kfops.base.files import PRIVATE_UMASK, private_files, write_json
 
 
 @dataclass(frozen=True)
@@ -149,8 +149,8 @@ def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: floa
                 fix += f" or choose another port with {setting}"
             raise KfopsError(f"port {port} ({spec.title} {role}) is already in use on {HOST}", fix)
 
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         log.write(f"\n=== kfops: starting {spec.name}: {' '.join(spec.argv)}\n".encode())
         log.flush()
         try:
@@ -161,6 +161,8 @@ def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: floa
                 stderr=subprocess.STDOUT,
                 env=service_environment(spec.env),
                 start_new_session=True,
+                # The service's own data (SeaweedFS volumes, MLflow's database, logs) is its owner's only.
+                umask=PRIVATE_UMASK,
             )
         except OSError as error:
             raise KfopsError(f"cannot execute {spec.argv[0]} for {spec.title}: {error}",
@@ -258,8 +260,11 @@ class StateStore:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the state directory's lock so two ``kfops`` commands never start or stop the same services."""
-        with (self.state_dir / ".lock").open("a") as lock:
+        """Hold the state directory's lock so two ``kfops`` commands never start or stop the same services.
+
+        Everything written while it is held is private to its owner (:func:`~kfops.base.files.private_files`).
+        """
+        with private_files(), (self.state_dir / ".lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield

@@ -35,7 +35,7 @@ from components.deploy import (
 from infra.local.processes import ServiceRecord, http_ok, is_running, start_service, stop_service
 from infra.local.services import mlserver_model_settings, mlserver_spec, seldon_python, seldon_spec
 from kfops.base.errors import KfopsError, Step, in_step
-from kfops.base.files import write_json, write_private
+from kfops.base.files import private_files, write_json, write_private
 from kfops_serving.protocols import V1_PREDICTIONS_PATH, v2_infer_path
 
 if TYPE_CHECKING:
@@ -127,8 +127,10 @@ class LocalServing:
             if not (target / "MLmodel").exists():
                 partial = target.with_name(f".{version}.partial")
                 shutil.rmtree(partial, ignore_errors=True)
-                partial.mkdir(parents=True)
-                mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(partial))
+                with private_files():
+                    partial.mkdir(parents=True)
+                    mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}",
+                                                        dst_path=str(partial))
                 partial.replace(target)
         except (MlflowException, OSError) as error:
             raise KfopsError(f"cannot download model {name} version {version}: {error}",

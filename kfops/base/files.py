@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+#: The umask of everything kfops writes into its state dir: files 0600, directories 0700.
+PRIVATE_UMASK = 0o077
+
+
+@contextlib.contextmanager
+def private_files() -> Iterator[None]:
+    """Create files and directories readable by their owner only, while the block runs.
+
+    Processes started in the block inherit it: logs, downloaded models, run artifacts and the services' own data all
+    live next to the credentials.
+    """
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def write_private(path: Path, text: str) -> None:

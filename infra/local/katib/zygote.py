@@ -30,7 +30,7 @@ def _emit(channel: IO[str], message: dict[str, Any]) -> None:
 def _run_trial(argv: list[str], log: str) -> None:
     """In the forked child: become a session leader, send output to the trial log, run the trainer, exit."""
     os.setsid()
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
