@@ -23,7 +23,7 @@ KFOPS := $(BIN)/kfops
 # State of `make demo` (the same default `kfops` uses).
 export KFOPS_STATE_DIR ?= .kfops
 
-.PHONY: help venv test check lint demo down clean
+.PHONY: help venv browser test check lint demo down clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -46,7 +46,15 @@ $(SELDON_VENV)/.installed: serving/pyproject.toml
 	$(SELDON_VENV)/bin/python -m pip install --quiet -e './serving[$(SELDON_EXTRA),test]'
 	touch $@
 
-test: venv ## Run every test (unit, integration, e2e on the local target; the serving package under both Pythons)
+# The report rendering test opens the run's HTML pages in Debian's headless Chromium.
+browser: ## Install Debian's chromium for the report rendering test (once; needs root or sudo)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing Debian's chromium (headless, for the report rendering test)"; \
+	  $$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	  { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; }
+
+test: venv browser ## Run every test (unit, integration, e2e on the local target; the serving package under both Pythons)
 	$(SELDON_VENV)/bin/pytest --rootdir serving serving/tests -q
 	$(BIN)/pytest -m "not kind"
 

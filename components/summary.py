@@ -121,6 +121,8 @@ class RunSummary:
         promotion: The champion decision (``components.promote.Decision.as_dict()``).
         serving: What serves the champion.
         log: The run's log file (local), if any.
+        reports: The run's HTML pages by name (``tuning``, ``promotion``): files locally; on a cluster the KFP
+            UI shows them with the run.
     """
 
     target: str
@@ -131,6 +133,7 @@ class RunSummary:
     promotion: dict[str, Any]
     serving: ServingOutcome
     log: str = ""
+    reports: dict[str, str] = field(default_factory=dict)
 
     @property
     def promoted(self) -> bool:
@@ -149,9 +152,9 @@ class RunSummary:
 
     @classmethod
     def from_outputs(cls, outputs: dict[str, Any], *, target: str, location: str, seconds: float,
-                     log: str = "") -> RunSummary:
+                     log: str = "", reports: dict[str, str] | None = None) -> RunSummary:
         """Build the summary from the pipeline's outputs (``tuning``, ``training``, ``decision``, ``serving``)."""
-        return cls(target=target, location=location, seconds=seconds, log=log,
+        return cls(target=target, location=location, seconds=seconds, log=log, reports=dict(reports or {}),
                    tuning=TuningOutcome.from_dict(outputs["tuning"]),
                    training=TrainingOutcome.from_dict(outputs["training"]),
                    promotion=dict(outputs["decision"]),

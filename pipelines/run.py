@@ -60,7 +60,7 @@ def run_local(options: RunOptions, *, env: Mapping[str, str], run_dir: Path,
     Raises:
         KfopsError: Bad options, or a step failed (its own message, naming the run log).
     """
-    from infra.local.runner import run_pipeline
+    from infra.local.runner import collect_reports, run_pipeline
     from pipelines.workflow import kfops_pipeline
 
     options.check()
@@ -68,7 +68,7 @@ def run_local(options: RunOptions, *, env: Mapping[str, str], run_dir: Path,
     outputs, log = run_pipeline(kfops_pipeline, {**options.arguments(), "target": "local"}, env=env,
                                 run_dir=run_dir, on_event=on_event)
     return RunSummary.from_outputs(outputs, target="local", location=str(run_dir), log=str(log),
-                                   seconds=time.monotonic() - began)
+                                   seconds=time.monotonic() - began, reports=collect_reports(run_dir))
 
 
 def run_cluster(options: RunOptions, settings: Any = None,

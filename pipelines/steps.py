@@ -12,7 +12,7 @@ from collections.abc import Callable  # KFP reads real annotations: no `from __f
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 from kfops.base.contract import PROJECT_IMAGE
 
@@ -48,12 +48,12 @@ def store(recipe: str, cleaned: Input[Dataset], bucket: str) -> str:
 @_component
 def tune(recipe: str, dataset_uri: str, target: str, max_trials: int, parallel_trials: int,
          max_failed_trials: int, algorithm: str, timeout_minutes: int, run_id: str,
-         experiment: Output[Artifact], metrics: Output[Metrics]) -> None:
-    """Run the recipe's Katib Experiment on the target and save the result in Katib's status shape."""
+         experiment: Output[Artifact], metrics: Output[Metrics], report: Output[HTML]) -> None:
+    """Run the recipe's Katib Experiment on the target; save the result in Katib's status shape and its report."""
     from pipelines import tasks
 
     tasks.tune(recipe, dataset_uri, target, max_trials, parallel_trials, max_failed_trials, algorithm,
-               timeout_minutes, run_id, experiment, metrics)
+               timeout_minutes, run_id, experiment, metrics, report)
 
 
 @_component
@@ -77,7 +77,8 @@ def train(recipe: str, dataset_uri: str, params: dict, model_name: str, mlflow_e
 
 
 @_component
-def register_and_promote(recipe: str, model: Input[Model], dataset_uri: str) -> NamedTuple(
+def register_and_promote(recipe: str, model: Input[Model], dataset_uri: str, metrics: Output[Metrics],
+                         comparison: Output[HTML]) -> NamedTuple(
         "Promoted", [("champion_uri", str), ("decision", dict)]):
     """Move alias ``champion`` to the new version only if it beats the current champion on held-out data."""
     from collections import namedtuple
@@ -85,7 +86,7 @@ def register_and_promote(recipe: str, model: Input[Model], dataset_uri: str) -> 
     from pipelines import tasks
 
     promoted = namedtuple("Promoted", ["champion_uri", "decision"])
-    return promoted(*tasks.register_and_promote(recipe, model, dataset_uri))
+    return promoted(*tasks.register_and_promote(recipe, model, dataset_uri, metrics, comparison))
 
 
 @_component

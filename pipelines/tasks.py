@@ -102,16 +102,18 @@ def store(recipe: str, cleaned: ArtifactLike, bucket: str) -> str:
 
 @task(Step.TUNE)
 def tune(recipe: str, dataset_uri: str, target: str, max_trials: int, parallel_trials: int, max_failed_trials: int,
-         algorithm: str, timeout_minutes: int, run_id: str, experiment: ArtifactLike, metrics: MetricsLike) -> None:
-    """Run the recipe's Katib Experiment on the target and save the result in Katib's status shape."""
+         algorithm: str, timeout_minutes: int, run_id: str, experiment: ArtifactLike, metrics: MetricsLike,
+         report: ArtifactLike) -> None:
+    """Run the recipe's Katib Experiment on the target; save the result in Katib's status shape and its report."""
     from components.katib.results import best_trial, summary
+    from components.reports import tuning_report
     from components.tune import build_tuning_experiment
     from kfops.base.recipes import get_recipe
     from pipelines.targets import select
 
     chosen = select(target)
 
-    def report(trial: dict[str, Any]) -> None:
+    def on_trial(trial: dict[str, Any]) -> None:
         emit("trial", Step.TUNE, **trial)
         observed = {m["name"]: m["latest"] for m in trial["observation"]["metrics"]}
         print(f"trial {trial['name']}: {trial['condition']} {observed}", flush=True)
@@ -120,15 +122,19 @@ def tune(recipe: str, dataset_uri: str, target: str, max_trials: int, parallel_t
                                    max_failed_trials=max_failed_trials, algorithm=algorithm, run_id=run_id,
                                    namespace=chosen.experiment_namespace())
     result = chosen.tuning_executor().run(spec, timeout=timeout_minutes * 60, workdir=Path(experiment.path).parent,
-                                          on_trial=report)
+                                          on_trial=on_trial)
     Path(experiment.path).write_text(json.dumps(result, indent=2))
+    # The report first: a failed experiment's page is the first place to look at why.
+    Path(report.path).write_text(tuning_report(result))
     outcome = summary(result)
     for key in ("trials", "succeeded", "failed", "killed"):
         metrics.log_metric(key, outcome[key])
     experiment.metadata.update(outcome)
     print(f"tuning: {outcome['outcome']} ({outcome['reason']}), {outcome['succeeded']}/{outcome['trials']} "
-          f"trials succeeded")
-    best_trial(result, get_recipe(recipe).objective_metric)
+          f"trials succeeded; report: {report.path}")
+    metric = get_recipe(recipe).objective_metric
+    _, best_value = best_trial(result, metric)
+    metrics.log_metric(f"best_{metric}", best_value)
 
 
 @task(Step.BEST_PARAMS)
@@ -168,14 +174,21 @@ def train(recipe: str, dataset_uri: str, params: dict[str, Any], model_name: str
 
 
 @task(Step.REGISTER_AND_PROMOTE)
-def register_and_promote(recipe: str, model: ArtifactLike, dataset_uri: str) -> tuple[str, dict[str, Any]]:
+def register_and_promote(recipe: str, model: ArtifactLike, dataset_uri: str, metrics: MetricsLike,
+                         comparison: ArtifactLike) -> tuple[str, dict[str, Any]]:
     """Move alias ``champion`` to the trained version only if it beats the current champion on held-out data."""
     from components.promote import register_and_promote as promote
+    from components.reports import promotion_report
     from components.summary import TrainingOutcome
 
     trained = TrainingOutcome.from_dict(json.loads(Path(model.path).read_text()))
     decision = promote(recipe, trained.model, trained.version, dataset_uri)
-    print(f"{'promoted' if decision.promoted else 'kept champion'}: {decision.reason}")
+    Path(comparison.path).write_text(promotion_report(decision.as_dict()))
+    metrics.log_metric(f"challenger_{decision.metric}", decision.challenger_value)
+    if decision.champion_value is not None:
+        metrics.log_metric(f"champion_{decision.metric}", decision.champion_value)
+    metrics.log_metric("promoted", int(decision.promoted))
+    print(f"{'promoted' if decision.promoted else 'kept champion'}: {decision.reason}; comparison: {comparison.path}")
     return decision.champion_uri, decision.as_dict()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 import time
 import warnings
@@ -19,6 +20,7 @@ from typing import Any
 
 from kfops.base.errors import KfopsError
 from kfops.base.events import EVENTS_ENV, Event, EventReader
+from kfops.base.files import private_files
 
 #: How often the events file is read while the workflow runs.
 _POLL_SECONDS = 0.1
@@ -84,7 +86,7 @@ def run_pipeline(pipeline: Callable[..., Any], arguments: dict[str, Any], *, env
     """
     from kfp import local
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     log_path = run_dir / "pipeline.log"
     events = run_dir / "events.jsonl"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "artifacts"),
@@ -92,7 +94,8 @@ def run_pipeline(pipeline: Callable[..., Any], arguments: dict[str, Any], *, env
     follower = _Follower(events, on_event)
     follower.start()
     try:
-        with (_environment({**env, EVENTS_ENV: str(events)}), log_path.open("w") as log,
+        # Private files: steps write datasets, models and logs next to the platform's credentials.
+        with (private_files(), _environment({**env, EVENTS_ENV: str(events)}), log_path.open("w") as log,
               contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), warnings.catch_warnings()):
             # The project image's name does not contain "python"; KFP warns about that for every step.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
@@ -108,6 +111,27 @@ def run_pipeline(pipeline: Callable[..., Any], arguments: dict[str, Any], *, env
         raise KfopsError(f"the workflow failed: {error}", f"read {log_path}") from error
     follower.stop()
     return dict(task.outputs), log_path
+
+
+#: Pages a local run leaves next to its log: name -> (pipeline task, its HTML output).
+REPORTS = {"tuning": ("tune", "report"), "promotion": ("register-and-promote", "comparison")}
+
+
+def collect_reports(run_dir: Path) -> dict[str, str]:
+    """Copy the run's HTML reports out of KFP's artifact tree to ``<run_dir>/reports/<name>.html``; their paths.
+
+    KFP's local runner stores an ``HTML`` output as a file named after the output, with no extension, deep in
+    ``artifacts/<pipeline run>/<task>/``; a browser wants ``.html``.
+    """
+    found = {}
+    for name, (task, output) in REPORTS.items():
+        candidates = sorted(run_dir.glob(f"artifacts/*/{task}/{output}"), key=lambda path: path.stat().st_mtime)
+        if candidates:
+            target = run_dir / "reports" / f"{name}.html"
+            target.parent.mkdir(exist_ok=True)
+            shutil.copyfile(candidates[-1], target)
+            found[name] = str(target)
+    return found
 
 
 def run_name(recipe: str) -> str:

@@ -133,6 +133,8 @@ def summary_table(summary: Any, mlflow_url: str | None) -> Table:
     table.add_row("Run", summary.location)
     if summary.log:
         table.add_row("Run log", summary.log)
+    for name, path in summary.reports.items():
+        table.add_row(f"{name.capitalize()} report", path)
     return table
 
 

@@ -361,9 +361,16 @@ def test_the_data_and_training_steps_run_in_their_containers(rendering: Renderin
         "inputs": {"parameterValues": {"recipe": "winequality", "dataset_uri": dataset_uri},
                    "artifacts": {"model": _artifact("model", "system.Model", trained, model_metadata)}},
         "outputs": {"parameters": {"champion_uri": {"outputFile": "/tmp/kfp_outputs/champion_uri"},
-                                   "decision": {"outputFile": "/tmp/kfp_outputs/decision"}}}},
+                                   "decision": {"outputFile": "/tmp/kfp_outputs/decision"}},
+                    "artifacts": {"metrics": _artifact("metrics", "system.Metrics", f"{run}/promote/metrics"),
+                                  "comparison": _artifact("comparison", "system.HTML", f"{run}/promote/comparison")}}},
         step_scratch, tmp_path)
     assert promoted["parameterValues"]["champion_uri"] == f"models:/{MODEL_NAME}@champion"
+    # The comparison page the KFP UI shows, and the metrics it lists, written where KFP's launcher uploads from.
+    page = step_scratch / run.removeprefix("s3://") / "promote" / "comparison"
+    assert "champion" in page.read_text()
+    logged = promoted["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    assert logged["challenger_rmse"] > 0
 
 
 def test_the_sandbox_is_what_a_pod_gets(tmp_path: Path, model: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,23 @@ def test_both_protocols_serve_the_champion_for_a_batch(outcome: RunSummary) -> N
                        timeout=60).json()
     np.testing.assert_allclose(v1["data"]["ndarray"], expected, rtol=1e-9)
     np.testing.assert_allclose(v2["outputs"][0]["data"], expected, rtol=1e-9)
+
+
+def test_the_run_reports_render_in_headless_chromium(outcome: RunSummary, target: str, tmp_path: Path) -> None:
+    if target != "local":
+        pytest.skip("a cluster run's reports are HTML artifacts in the KFP UI")
+    from tests.browser import has_colour, rendered_dom, screenshot
+
+    assert set(outcome.reports) == {"tuning", "promotion"}
+    tuning = rendered_dom(Path(outcome.reports["tuning"]), tmp_path / "profile")
+    # Every trial is a row of the rendered table, the best one marked; one chart per hyperparameter plus one by trial.
+    assert len(re.findall(r'<tr(?: class="best")?><td class="name">', tuning)) == outcome.tuning.trials
+    assert re.search(rf'<tr class="best"><td class="name">{re.escape(str(outcome.tuning.best_trial))}</td>', tuning)
+    assert tuning.count("<svg") == 1 + len(outcome.tuning.best_params)
+    promotion = rendered_dom(Path(outcome.reports["promotion"]), tmp_path / "profile")
+    assert f"<td>{outcome.training.version}</td>" in promotion
+    for name, page in outcome.reports.items():
+        png = screenshot(Path(page), tmp_path / f"{name}.png", tmp_path / "profile")
+        assert has_colour(png, (0xDD, 0x33, 0x33)), f"{name}: the best trial / the champion is not drawn"
+        if name == "tuning":
+            assert has_colour(png, (0x2A, 0x6F, 0xB0)), "the other trials are not drawn"
