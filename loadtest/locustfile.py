@@ -4,7 +4,8 @@
 
     locust -f loadtest/locustfile.py OpenInferenceUser --host http://127.0.0.1:8080 --headless -u 20 -r 20 -t 30s
     locust -f loadtest/locustfile.py SeldonUser --host http://127.0.0.1:9000 --headless -u 20 -r 20 -t 30s
-    locust -f loadtest/locustfile.py MlflowServeUser --host http://127.0.0.1:5001 ...   # the benchmark's baseline
+    locust -f loadtest/locustfile.py MlflowServeUser --host http://127.0.0.1:5001 ...   # benchmark peers:
+    locust -f loadtest/locustfile.py StockMLServerUser --host http://127.0.0.1:8090 ... # see benchmarks/
 
 Every request carries real rows of the dataset (:mod:`loadtest.payloads`); paths come from the protocols' one
 definition (:mod:`kfops_serving.protocols`). The loop is closed by default: each user sends its next request as soon
@@ -15,6 +16,7 @@ most ``R`` requests per second instead (open-loop-like pacing with Locust's ``co
 
 from __future__ import annotations
 
+import random
 from typing import Any, ClassVar
 
 from locust import FastHttpUser, constant, constant_throughput, events, task
@@ -28,8 +30,15 @@ from kfops_serving.protocols import (
     served_model_name,
     v2_infer_path,
 )
-from loadtest import slo  # noqa: F401 - registers the SLO gate and its options
-from loadtest.payloads import SETTINGS, batches, feature_rows, user_bodies
+from loadtest import slo, windows  # noqa: F401 - register the SLO gate, the per-window statistics and their options
+from loadtest.payloads import (
+    SETTINGS,
+    batches,
+    feature_rows,
+    malformed_bodies,
+    open_inference_columns,
+    user_bodies,
+)
 
 MODEL = SETTINGS.model_name
 JSON = {"Content-Type": "application/json"}
@@ -39,6 +48,8 @@ JSON = {"Content-Type": "application/json"}
 def _options(parser: Any) -> None:
     parser.add_argument("--rate", type=float, default=0.0,
                         help="Requests per second per user (0: closed loop, no wait between requests).")
+    parser.add_argument("--malformed-share", type=float, default=0.0,
+                        help="Share of requests sent malformed (0-1); each must be answered 4xx to count as a success.")
 
 
 class PredictionUser(FastHttpUser):
@@ -51,6 +62,8 @@ class PredictionUser(FastHttpUser):
     bodies: ClassVar[tuple[bytes, ...]]
     #: Name of the request in Locust's statistics.
     label: ClassVar[str]
+    #: Malformed bodies of this protocol (sent with ``--malformed-share``); empty where none are defined.
+    malformed: ClassVar[tuple[bytes, ...]] = ()
 
     def wait_time(self) -> float:
         """No wait (closed loop), or pacing to ``--rate`` requests per second."""
@@ -60,10 +73,22 @@ class PredictionUser(FastHttpUser):
     def on_start(self) -> None:
         """Each user cycles through the same bodies from its own offset."""
         self.cycle = user_bodies(self.bodies, self)
+        options = self.environment.parsed_options
+        self.malformed_share = options.malformed_share if options and self.malformed else 0.0
+        self.random = random.Random(id(self))  # noqa: S311 - traffic mix, not cryptography
 
     @task
     def predict(self) -> None:
-        """One prediction request."""
+        """One prediction request: a good one, or (``--malformed-share``) a malformed one that must get a 4xx."""
+        if self.malformed_share and self.random.random() < self.malformed_share:
+            body = self.random.choice(self.malformed)
+            with self.client.post(self.path, data=body, headers=JSON, name=f"{self.label} (malformed)",
+                                  catch_response=True) as response:
+                if 400 <= response.status_code < 500:
+                    response.success()
+                else:
+                    response.failure(f"malformed request answered {response.status_code}, not 4xx")
+            return
         self.client.post(self.path, data=next(self.cycle), headers=JSON, name=self.label)
 
 
@@ -73,6 +98,7 @@ class OpenInferenceUser(PredictionUser):
     path = v2_infer_path(served_model_name(MODEL))
     bodies = tuple(open_inference_v2(batch) for batch in batches())
     label = "v2 infer"
+    malformed = malformed_bodies("v2", batches()[0])
 
 
 class SeldonUser(PredictionUser):
@@ -81,6 +107,7 @@ class SeldonUser(PredictionUser):
     path = V1_PREDICTIONS_PATH
     bodies = tuple(seldon_v1(batch) for batch in batches())
     label = "v1 predictions"
+    malformed = malformed_bodies("v1", batches()[0])
 
 
 class MlflowServeUser(PredictionUser):
@@ -89,3 +116,11 @@ class MlflowServeUser(PredictionUser):
     path = MLFLOW_INVOCATIONS_PATH
     bodies = tuple(mlflow_invocations(batch, feature_rows()[0]) for batch in batches())
     label = "mlflow invocations"
+
+
+class StockMLServerUser(PredictionUser):
+    """Stock MLServer with its MLflow runtime (the benchmark's peer): one 1-D input per named column."""
+
+    path = v2_infer_path(MODEL)
+    bodies = tuple(open_inference_columns(batch, feature_rows()[0]) for batch in batches())
+    label = "stock v2 infer"

@@ -67,3 +67,37 @@ def user_bodies(bodies: Sequence[bytes], user: object) -> Iterator[bytes]:
     """An endless cycle over ``bodies``, starting at a different place for each simulated user."""
     start = id(user) % len(bodies)
     return itertools.cycle([*bodies[start:], *bodies[:start]])
+
+
+def malformed_bodies(protocol: str, batch: Sequence[Sequence[float]]) -> tuple[bytes, ...]:
+    """Malformed requests a careless client sends, built from a good ``batch``: each must be answered 4xx.
+
+    Args:
+        protocol: ``"v2"`` (Open Inference) or ``"v1"`` (Seldon).
+        batch: Good rows the malformed requests are derived from.
+    """
+    import json
+
+    row = [float(value) for value in batch[0]]
+    if protocol == "v2":
+        def tensor(data: Sequence[object], shape: list[int]) -> bytes:
+            return json.dumps({"inputs": [{"name": "input-0", "shape": shape, "datatype": "FP64",
+                                           "data": list(data)}]}).encode()
+        return (tensor([*row[:-1], "abc"], [1, len(row)]), tensor(row[:-1], [1, len(row)]),
+                tensor([*row, 1.0], [1, len(row) + 1]), b'{"inputs": []}', b'{"inputs": [{"name"')
+    if protocol == "v1":
+        return (json.dumps({"data": {"ndarray": [[*row[:-1], "abc"]]}}).encode(),
+                json.dumps({"data": {"ndarray": [row[:3]]}}).encode(), b'{"data": null}', b'{"data": {"ndarray": [[1')
+    raise ValueError(f"no malformed requests defined for protocol {protocol!r}")
+
+
+def open_inference_columns(rows: Sequence[Sequence[float]], columns: Sequence[str]) -> bytes:
+    """Open Inference (v2) body with one 1-D FP64 input per column.
+
+    What stock MLServer's MLflow runtime expects for a model whose signature names its columns.
+    """
+    import json
+
+    return json.dumps({"inputs": [{"name": name, "shape": [len(rows)], "datatype": "FP64",
+                                   "data": [float(row[i]) for row in rows]}
+                                  for i, name in enumerate(columns)]}).encode()

@@ -8,7 +8,9 @@ Imported by every scenario file; its options appear in ``locust --help``::
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from locust import events
@@ -23,6 +25,8 @@ def _options(parser: Any) -> None:
     parser.add_argument("--slo-max-failure-ratio", type=float, default=0.0,
                         help="Max share of failed requests (default 0: every failure fails the run).")
     parser.add_argument("--slo-min-rps", type=float, default=0.0, help="Min requests per second (0: no gate).")
+    parser.add_argument("--slo-verdict-file", default="",
+                        help="Also write the verdict (objectives, figures, what was missed) to this JSON file.")
 
 
 def violations(stats: Any, options: Any) -> list[str]:
@@ -41,9 +45,27 @@ def violations(stats: Any, options: Any) -> list[str]:
     return missed
 
 
+def verdict(stats: Any, options: Any) -> dict[str, Any]:
+    """The SLO verdict as data: objectives, the measured figures and what was missed."""
+    total = stats.num_requests
+    return {
+        "met": not violations(stats, options),
+        "missed": violations(stats, options),
+        "objectives": {"p95_ms": options.slo_p95_ms, "p99_ms": options.slo_p99_ms,
+                       "max_failure_ratio": options.slo_max_failure_ratio, "min_rps": options.slo_min_rps},
+        "measured": {"requests": total, "failures": stats.num_failures, "rps": stats.total_rps,
+                     "p50_ms": stats.get_response_time_percentile(0.50) if total else None,
+                     "p95_ms": stats.get_response_time_percentile(0.95) if total else None,
+                     "p99_ms": stats.get_response_time_percentile(0.99) if total else None},
+    }
+
+
 @events.quitting.add_listener
 def _gate(environment: Any, **_kwargs: Any) -> None:
-    missed = violations(environment.stats.total, environment.parsed_options)
+    options = environment.parsed_options
+    missed = violations(environment.stats.total, options)
+    if options.slo_verdict_file:
+        Path(options.slo_verdict_file).write_text(json.dumps(verdict(environment.stats.total, options), indent=1))
     if missed:
         logger.error("SLO missed: %s", "; ".join(missed))
         environment.process_exit_code = 1

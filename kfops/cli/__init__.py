@@ -1,6 +1,6 @@
-"""The ``kfops`` command line, the top floor of the house: ``kfops local``, ``pipeline``, ``render``, ``doctor``."""
+"""The ``kfops`` command line, the top of the house: ``local``, ``pipeline``, ``render``, ``doctor``, ``loadtest``."""
 
-from kfops.cli import doctor, local, pipeline, render  # noqa: F401 - each module registers its commands on `main`
+from kfops.cli import doctor, loadtest, local, pipeline, render  # noqa: F401 - each registers its commands
 from kfops.cli.app import main
 
 __all__ = ["main"]

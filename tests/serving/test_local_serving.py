@@ -268,10 +268,18 @@ def test_slo_gate_passes_and_fails_for_real(serving: LocalServing, tmp_path: Pat
     command = [str(Path(sys.executable).parent / "locust"), "-f", str(repo_root / "loadtest" / "locustfile.py"),
                "OpenInferenceUser", "--headless", "-u", "4", "-r", "4", "-t", "4s", "--host", base, "--only-summary"]
     env = {**__import__("os").environ, "KFOPS_MODEL_NAME": NAME}
-    met = subprocess.run([*command, "--slo-p99-ms", "5000", "--slo-max-failure-ratio", "0"], env=env, cwd=tmp_path,
+    # With malformed requests mixed in: each counts as a success only if it gets a 4xx, so "SLOs met" at a failure
+    # ratio of 0 says every good request got 200 and every malformed one a 4xx.
+    windows = tmp_path / "windows.json"
+    met = subprocess.run([*command, "--slo-p99-ms", "5000", "--slo-max-failure-ratio", "0", "--malformed-share", "0.3",
+                          "--windows-file", str(windows), "--window-seconds", "1"], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=120, check=False)
     assert met.returncode == 0, met.stderr[-2000:]
     assert "SLOs met" in met.stderr
+    counted = json.loads(windows.read_text())
+    assert {row["name"] for row in counted} == {"v2 infer", "v2 infer (malformed)"}
+    assert len({row["window"] for row in counted}) >= 3
+    assert sum(row["failures"] for row in counted) == 0
     missed = subprocess.run([*command, "--slo-min-rps", "1000000"], env=env, cwd=tmp_path, capture_output=True,
                             text=True, timeout=120, check=False)
     assert missed.returncode == 1
@@ -291,3 +299,25 @@ def test_down_stops_serving_and_up_restores_the_champion(serving: LocalServing) 
     response = v1(serving, seldon_v1([TUTORIAL_ROW]))
     assert response.json()["meta"]["tags"]["model_version"] == version
     v2_predictions(v2(serving, open_inference_v2([TUTORIAL_ROW])))
+
+
+def test_kfops_loadtest_writes_reports_next_to_its_verdict(serving: LocalServing, tmp_path: Path) -> None:
+    kfops = [str(Path(sys.executable).parent / "kfops"), "loadtest", "--state-dir", str(serving.platform.state_dir)]
+    out = tmp_path / "met"
+    met = subprocess.run([*kfops, "--users", "4", "--seconds", "3", "--malformed-share", "0.2", "--slo-p99-ms", "5000",
+                          "--out", str(out)], capture_output=True, text=True, timeout=180, check=False)
+    assert met.returncode == 0, met.stdout + met.stderr
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert set(verdict) == {"v2", "v1"}
+    for protocol, result in verdict.items():
+        assert result["met"], result
+        assert result["measured"]["requests"] > 0
+        assert "Locust" in (out / f"{protocol}.html").read_text()
+        assert (out / f"{protocol}_stats.csv").read_text().count("\n") >= 2
+    assert str(out) in met.stdout
+    missed = subprocess.run([*kfops, "--protocol", "v1", "--users", "2", "--seconds", "2", "--slo-min-rps", "1000000",
+                             "--out", str(tmp_path / "missed")], capture_output=True, text=True, timeout=180,
+                            check=False)
+    assert missed.returncode == 1, missed.stdout + missed.stderr
+    assert "requests/s < 1000000" in missed.stdout
+    assert not json.loads((tmp_path / "missed" / "verdict.json").read_text())["v1"]["met"]
