@@ -1,8 +1,9 @@
 """A fake KFP API server (REST, ``/apis/v2beta1``) speaking the shapes the KFP 2.17 API documents.
 
-Only what a client submitting and following a run calls: healthz, experiments (list by name, create), runs (create,
-get). A run's state advances one scripted snapshot per ``GET``, so a test can play a whole run: pending, running
-with tasks starting and finishing, then SUCCEEDED or FAILED with a task error. Shapes follow the API's
+Only what kfops calls: healthz, experiments (list by name, create), runs (create, get); for the stack's API mode,
+pipelines (list by name, multipart upload), pipeline versions (multipart upload, delete) and recurring runs
+(create, delete). A run's state advances one scripted snapshot per ``GET``, so a test can play a whole run:
+pending, running with tasks starting and finishing, then SUCCEEDED or FAILED with a task error. Shapes follow the API's
 ``v2beta1Run`` / ``v2beta1PipelineTaskDetail`` / ``v2beta1Experiment`` messages (field names as the kfp-server-api
 client's ``attribute_map`` spells them).
 """
@@ -55,12 +56,67 @@ class FakeKfp:
     script: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=successful_run_script)
     experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recurring_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     url: str = ""
+
+    def _pipelines(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any] | None:
+        """Pipelines, their versions and recurring runs (``v2beta1Pipeline``, ``v2beta1PipelineVersion``,
+        ``v2beta1RecurringRun``); uploads are multipart with the package in field ``uploadfile``."""
+        one = {name: values[0] for name, values in query.items()}
+        if path == "/apis/v2beta1/pipelines" and method == "GET":
+            wanted = json.loads(one.get("filter", "{}")).get("predicates", [{}])[0].get("stringValue")
+            found = [p for p in self.pipelines.values() if p["display_name"] == wanted]
+            return 200, ({"pipelines": found, "total_size": len(found)} if found else {})
+        if path == "/apis/v2beta1/pipelines/upload" and method == "POST":
+            if any(p["display_name"] == one["name"] for p in self.pipelines.values()):
+                return 409, {"error": "already exists", "code": 6, "message": f"pipeline {one['name']} exists"}
+            pipeline = {"pipeline_id": str(uuid.uuid4()), "display_name": one["name"],
+                        "description": one.get("description", ""), "namespace": one.get("namespace", ""),
+                        "created_at": "2026-11-30T10:00:00Z"}
+            self.pipelines[pipeline["pipeline_id"]] = pipeline
+            self._add_version(pipeline["pipeline_id"], one["name"], body)
+            return 200, pipeline
+        if path == "/apis/v2beta1/pipelines/upload_version" and method == "POST":
+            if one.get("pipelineid") not in self.pipelines:
+                return 404, {"error": "pipeline not found", "code": 5, "message": "pipeline not found"}
+            if any(v["pipeline_id"] == one["pipelineid"] and v["display_name"] == one["name"]
+                   for v in self.versions.values()):
+                return 409, {"error": "already exists", "code": 6, "message": f"version {one['name']} exists"}
+            return 200, self._add_version(one["pipelineid"], one["name"], body)
+        parts = path.split("/")
+        if method == "DELETE" and len(parts) == 7 and parts[3] == "pipelines" and parts[5] == "versions":
+            version = self.versions.get(parts[6])
+            if version is None or version["pipeline_id"] != parts[4]:
+                return 404, {"error": "version not found", "code": 5, "message": "version not found"}
+            del self.versions[parts[6]]
+            return 200, {}
+        if path == "/apis/v2beta1/recurringruns" and method == "POST":
+            if body.get("pipeline_version_reference", {}).get("pipeline_version_id") not in self.versions:
+                return 404, {"error": "version not found", "code": 5, "message": "pipeline version not found"}
+            recurring = {**body, "recurring_run_id": str(uuid.uuid4()), "status": "ENABLED"}
+            self.recurring_runs[recurring["recurring_run_id"]] = recurring
+            return 200, recurring
+        if method == "DELETE" and len(parts) == 5 and parts[3] == "recurringruns":
+            if self.recurring_runs.pop(parts[4], None) is None:
+                return 404, {"error": "not found", "code": 5, "message": "recurring run not found"}
+            return 200, {}
+        return None
+
+    def _add_version(self, pipeline_id: str, name: str, package: Any) -> dict[str, Any]:
+        version = {"pipeline_id": pipeline_id, "pipeline_version_id": str(uuid.uuid4()), "display_name": name,
+                   "created_at": "2026-11-30T10:00:00Z", "pipeline_spec": package}
+        self.versions[version["pipeline_version_id"]] = version
+        return {k: v for k, v in version.items() if k != "pipeline_spec"}
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         """Answer one request: ``(HTTP status, JSON body)``."""
         self.requests.append((method, path, body))
+        answered = self._pipelines(method, path, query, body)
+        if answered is not None:
+            return answered
         if path == "/apis/v2beta1/healthz":
             return 200, {"multi_user": False}
         if path == "/apis/v2beta1/experiments" and method == "GET":
@@ -96,6 +152,17 @@ class FakeKfp:
         return [body for method, path, body in self.requests if method == "POST" and path == "/apis/v2beta1/runs"]
 
 
+def _uploaded_file(content_type: str, raw: bytes) -> str:
+    """The text of the ``uploadfile`` field of a multipart body (how the KFP client uploads a package)."""
+    from email.parser import BytesParser
+
+    message = BytesParser().parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    for part in message.get_payload():
+        if part.get_param("name", header="content-disposition") == "uploadfile":
+            return part.get_payload(decode=True).decode()
+    raise ValueError("no uploadfile field in the upload")
+
+
 @contextmanager
 def serve(fake: FakeKfp) -> Iterator[FakeKfp]:
     """Serve ``fake`` on a free loopback port for the duration of the block (``fake.url`` is its base URL)."""
@@ -104,7 +171,9 @@ def serve(fake: FakeKfp) -> Iterator[FakeKfp]:
         def _answer(self, method: str) -> None:
             parsed = urlparse(self.path)
             length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
+            raw = self.rfile.read(length) if length else b""
+            kind = self.headers.get("Content-Type", "")
+            body = _uploaded_file(kind, raw) if kind.startswith("multipart/") else json.loads(raw) if raw else None
             status, payload = fake.handle(method, parsed.path, parse_qs(parsed.query), body)
             data = json.dumps(payload).encode()
             self.send_response(status)
@@ -118,6 +187,9 @@ def serve(fake: FakeKfp) -> Iterator[FakeKfp]:
 
         def do_POST(self) -> None:
             self._answer("POST")
+
+        def do_DELETE(self) -> None:
+            self._answer("DELETE")
 
         def log_message(self, *_args: Any) -> None:
             pass
