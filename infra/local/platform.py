@@ -16,11 +16,12 @@ from infra.local.processes import (
     StateStore,
     http_ok,
     is_running,
+    require_free_ports,
     start_service,
     stop_service,
 )
 from infra.local.services import ensure_buckets, mlflow_spec, s3_env, seaweedfs_spec
-from infra.local.settings import LocalSettings
+from infra.local.settings import HOST, LocalSettings
 from kfops.base.errors import KfopsError, in_step
 from kfops.base.files import write_private
 
@@ -137,10 +138,17 @@ class LocalPlatform:
             creds = credentials.load_or_create(self.credentials_path)
             records = self.store.load()
             started: list[ServiceRecord] = []
+            healthy = {name for name, record in records.items()
+                       if name in PLATFORM_SERVICES and is_running(record) and http_ok(record.ready_url)}
+            # Every port checked before anything starts: a taken MLflow port fails at once, not after SeaweedFS
+            # started and stopped again.
+            for name in PLATFORM_SERVICES:
+                if name not in healthy and not (records.get(name) and is_running(records[name])):
+                    require_free_ports(self._spec(name, creds, records))
             try:
                 for name in PLATFORM_SERVICES:
                     record = records.get(name)
-                    if record and is_running(record) and http_ok(record.ready_url):
+                    if name in healthy and record:
                         report(f"{TITLES[name]} already running at {record.url}")
                         continue
                     if record:
@@ -169,7 +177,9 @@ class LocalPlatform:
         if name == "seaweedfs":
             return seaweedfs_spec(self.settings, self.state_dir, creds)
         if name == "mlflow":
-            return mlflow_spec(self.settings, self.state_dir, creds, records["seaweedfs"].url)
+            store = records.get("seaweedfs")
+            return mlflow_spec(self.settings, self.state_dir, creds,
+                               store.url if store else f"http://{HOST}:{self.settings.s3_port}")
         raise ValueError(f"unknown platform service {name!r}")
 
     @in_step("local down")

@@ -125,6 +125,21 @@ def service_environment(extra: Mapping[str, str]) -> dict[str, str]:
     return {**inherited, **extra}
 
 
+def require_free_ports(spec: ServiceSpec) -> None:
+    """Raise if a port ``spec`` listens on is taken, naming the setting that moves it.
+
+    Raises:
+        KfopsError: The first port in use.
+    """
+    for role, port in spec.ports.items():
+        if not port_is_free(port):
+            setting = spec.port_settings.get(role)
+            fix = f"stop the program using it (`ss -ltnp 'sport = :{port}'` shows it)"
+            if setting:
+                fix += f" or choose another port with {setting}"
+            raise KfopsError(f"port {port} ({spec.title} {role}) is already in use on {HOST}", fix)
+
+
 def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: float) -> ServiceRecord:
     """Start ``spec`` in a new session and wait until it is ready.
 
@@ -141,14 +156,7 @@ def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: floa
         KfopsError: A port is taken, the process exits during start-up, or it is not ready in time. In every case
             the process group has been stopped again.
     """
-    for role, port in spec.ports.items():
-        if not port_is_free(port):
-            setting = spec.port_settings.get(role)
-            fix = f"stop the program using it (`ss -ltnp 'sport = :{port}'` shows it)"
-            if setting:
-                fix += f" or choose another port with {setting}"
-            raise KfopsError(f"port {port} ({spec.title} {role}) is already in use on {HOST}", fix)
-
+    require_free_ports(spec)
     log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         log.write(f"\n=== kfops: starting {spec.name}: {' '.join(spec.argv)}\n".encode())
