@@ -23,7 +23,7 @@ KFOPS := $(BIN)/kfops
 # State of `make demo` (the same default `kfops` uses).
 export KFOPS_STATE_DIR ?= .kfops
 
-.PHONY: help venv browser test check lint demo down clean
+.PHONY: help venv browser test check lint bench demo down clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -71,6 +71,12 @@ lint: venv ## Static checks: ruff, import layers, types, hadolint on the Dockerf
 	$(BIN)/mypy
 	$(BIN)/hadolint */Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
+
+bench: venv ## Regenerate every figure of benchmarks/README.md (JSON + PNG in benchmarks/figures/; about 35 min)
+	$(BIN)/python benchmarks/tuning_overhead.py
+	$(BIN)/python benchmarks/pipeline_walltime.py
+	$(BIN)/python benchmarks/serving_throughput.py
+	$(BIN)/python benchmarks/soak.py
 
 demo: venv ## Start the local platform and run the whole workflow on it (offline, wine-quality recipe)
 	$(KFOPS) local up

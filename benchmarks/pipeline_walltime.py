@@ -1,7 +1,8 @@
 """Wall time of the whole workflow on the local target: the demo recipe with the default trials.
 
 Starts its own platform in a temp state dir on free ports (so it never touches `make demo`'s), runs the workflow
-``--runs`` times and reports each run's total and per-step times (from the steps' own events). Usage:
+``--runs`` times and reports each run's total and per-step times (from the steps' own events), as JSON and a plot
+in ``benchmarks/results/``. Usage:
     .venv/bin/python benchmarks/pipeline_walltime.py [--runs 2]
 """
 
@@ -11,10 +12,14 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import bar_chart, output_dir, progress, publish
 from infra.local.processes import free_port
 from infra.local.settings import LocalSettings
 from infra.local.target import LocalTarget
@@ -30,6 +35,7 @@ def main() -> None:
         settings = LocalSettings(state_dir=Path(tmp) / "state", s3_port=free_port(), mlflow_port=free_port(),
                                  mlserver_port=free_port(), seldon_port=free_port())
         target = LocalTarget(settings)
+        progress("starting a private local platform")
         began = time.perf_counter()
         target.up()
         up_seconds = time.perf_counter() - began
@@ -45,14 +51,27 @@ def main() -> None:
                     elif event.kind == "step-finished":
                         steps[event.step] = round(time.perf_counter() - started[event.step], 2)
 
+                progress(f"run {index + 1} of {args.runs}")
                 run = run_local(RunOptions(), env=target.platform.env(), run_dir=Path(tmp) / f"run-{index}",
                                 on_event=timed)
                 runs.append({"wall_s": round(run.seconds, 2), "steps_s": steps, "trials": run.tuning.trials,
                              "promoted": run.promoted})
         finally:
             target.platform.down()
-    print(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                      "cold_platform_up_s": round(up_seconds, 2), "runs": runs}, indent=2))
+    record = {"command": " ".join(["benchmarks/pipeline_walltime.py", *sys.argv[1:]]),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+              "cold_platform_up_s": round(up_seconds, 2), "runs": runs}
+    out = output_dir("pipeline")
+    (out / "pipeline.json").write_text(json.dumps(record, indent=2))
+    rows = {"platform up (cold)": up_seconds}
+    for index, run in enumerate(runs, 1):
+        rows[f"run {index}: total"] = run["wall_s"]
+        rows.update({f"run {index}: {step}": seconds for step, seconds in run["steps_s"].items()})
+    bar_chart(rows, title=f"local workflow wall time ({record['machine']})", unit="s", path=out / "pipeline.png",
+              highlight=[label for label in rows if label.endswith("total")])
+    print(json.dumps(record, indent=2))
+    publish(out, "pipeline")
+    print(f"written: {out / 'pipeline.json'} and {out / 'pipeline.png'}")
 
 
 if __name__ == "__main__":

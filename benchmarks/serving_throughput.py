@@ -1,123 +1,212 @@
-"""Serving throughput and latency, side by side: kfops v2 (MLServer), kfops v1 (seldon-core wrapper) and
-``mlflow models serve --env-manager local``, for the same model, in one run.
+"""Serving throughput and latency, side by side in one run: kfops against peers tuned as a user would tune them.
 
-Starts its own local platform on free ports in a temp state dir, registers a wine-quality ElasticNet, deploys it on
-both kfops runtimes with the default settings, starts MLflow's scoring server on the same model directory, then runs
-Locust headless (``FastHttpUser``, closed loop, bodies sampled from the dataset; ``loadtest/``) against each target
-at each concurrency. Usage:
-    .venv/bin/python benchmarks/serving_throughput.py [--seconds 20] [--users 1 20]
+Targets, all serving the same registered wine-quality ElasticNet (one model directory):
+- kfops v2: MLServer with the kfops runtime, default settings (every request validated and answered alone);
+- kfops v1: the seldon-core wrapper, default settings;
+- kfops v2 over gRPC: the same MLServer's Open Inference gRPC port (Locust user ``OpenInferenceGrpcUser``);
+- ``mlflow models serve --env-manager local`` with as many uvicorn workers as cores (its default is one);
+- stock MLServer 1.7.1 with its MLflow runtime and default settings (one input per column, as it expects);
+- the stock ``seldon-core-microservice`` with a user's ten-line MLflow class (``peers/MlflowModel.py``), at its
+  default settings and with as many gunicorn workers as cores;
+- the ceiling: a constant-answer ASGI app under uvicorn with as many workers as cores (parses the JSON body only).
+
+Locust headless (``FastHttpUser``, closed loop, one real dataset row per request; ``loadtest/``), the targets
+interleaved, on the same cores as the servers. Writes JSON and a PNG of the same table to ``benchmarks/results/``.
+Usage::
+
+    .venv/bin/python benchmarks/serving_throughput.py [--seconds 20] [--users 20]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import contextlib
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import BIN, Served, locust, output_dir, progress, publish, served_wine_model
 from kfops.base.paths import REPO_ROOT
 
-BIN = Path(sys.executable).parent
+PEERS = REPO_ROOT / "benchmarks" / "peers"
+SELDON_BIN = REPO_ROOT / ".venv-seldon" / "bin"
+CORES = os.cpu_count() or 1
+KFOPS_V2, KFOPS_V1 = "kfops v2 (MLServer + kfops runtime)", "kfops v1 (seldon-core wrapper)"
+KFOPS_GRPC = "kfops v2 over gRPC (same MLServer)"
+MLFLOW = f"mlflow models serve, {CORES} workers"
+STOCK_MLSERVER = "stock MLServer 1.7.1 + MLflow runtime, defaults"
+STOCK_SELDON, STOCK_SELDON_TUNED = ("stock seldon-core-microservice, defaults",
+                                    f"stock seldon-core-microservice, {CORES} workers")
+CEILING = f"ceiling: constant-answer ASGI app, {CORES} workers"
 
 
-def locust(user: str, host: str, users: int, seconds: int, workdir: Path, model: str) -> dict[str, float]:
-    prefix = workdir / f"{user}-{users}"
-    subprocess.run([str(BIN / "locust"), "-f", str(REPO_ROOT / "loadtest" / "locustfile.py"), user, "--headless",
-                    "-u", str(users),
-                    "-r", str(users), "-t", f"{seconds}s", "--host", host, "--csv", str(prefix), "--only-summary"],
-                   env={**os.environ, "KFOPS_MODEL_NAME": model}, cwd=workdir, capture_output=True, check=True,
-                   timeout=seconds + 60)
-    with open(f"{prefix}_stats.csv") as handle:
-        total = next(row for row in csv.DictReader(handle) if row["Name"] == "Aggregated")
-    return {"requests": int(total["Request Count"]), "failures": int(total["Failure Count"]),
-            "rps": float(total["Requests/s"]), "p50_ms": float(total["50%"]), "p95_ms": float(total["95%"]),
-            "p99_ms": float(total["99%"])}
+def free_port() -> int:
+    from infra.local.processes import free_port as free
+
+    return free()
 
 
-def wait_for(url: str, timeout: float = 120) -> None:
+@contextlib.contextmanager
+def process(argv: list[str], ready_url: str, *, env: dict[str, str] | None = None, cwd: Path | None = None,
+            log: Path) -> Iterator[None]:
+    """Run ``argv`` in its own process group until the block ends; wait until ``ready_url`` answers 200."""
     from infra.local.processes import http_ok
 
-    deadline = time.monotonic() + timeout
-    while not http_ok(url):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} not ready")
-        time.sleep(0.2)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not http_ok(ready_url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{argv[0]} did not become ready at {ready_url}; see {log}")
+            time.sleep(0.2)
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
-def main() -> None:
+@contextlib.contextmanager
+def peers(served: Served) -> Iterator[dict[str, tuple[str, str]]]:
+    """Start every peer on free ports; yield ``{target: (Locust user class, host)}`` including kfops' own."""
+    from kfops_serving.protocols import served_model_name
+
+    work = served.workdir
+    env = {"PATH": f"{BIN}:{os.environ['PATH']}"}
+    ports = {name: free_port() for name in ("mlflow", "mlserver", "seldon", "seldon-tuned", "ceiling")}
+    stock_repo = work / "stock-mlserver"
+    stock_repo.mkdir()
+    name = served_model_name(served.model_name)
+    (stock_repo / "settings.json").write_text(json.dumps({
+        "host": "127.0.0.1", "http_port": ports["mlserver"], "grpc_port": free_port(), "metrics_port": free_port()}))
+    (stock_repo / "model-settings.json").write_text(json.dumps({
+        "name": name, "implementation": "mlserver_mlflow.MLflowRuntime", "parameters": {"uri": served.model_dir}}))
+    seldon_env = {"MODEL_DIR": served.model_dir, "PATH": f"{SELDON_BIN}:{os.environ['PATH']}"}
+
+    def seldon(port: int, *extra: str) -> list[str]:
+        return [str(SELDON_BIN / "seldon-core-microservice"), "MlflowModel", "--http-port", str(port),
+                "--grpc-port", str(free_port()), "--metrics-port", str(free_port()), *extra]
+
+    with contextlib.ExitStack() as stack:
+        progress("starting the peers")
+        stack.enter_context(process(
+            [str(BIN / "mlflow"), "models", "serve", "-m", served.model_dir, "--env-manager", "local",
+             "-h", "127.0.0.1", "-p", str(ports["mlflow"]), "-w", str(CORES)],
+            f"http://127.0.0.1:{ports['mlflow']}/ping", env=env, log=work / "mlflow-serve.log"))
+        stack.enter_context(process([str(BIN / "mlserver"), "start", str(stock_repo)],
+                                    f"http://127.0.0.1:{ports['mlserver']}/v2/models/{name}/ready", env=env,
+                                    log=work / "stock-mlserver.log"))
+        stack.enter_context(process(seldon(ports["seldon"]), f"http://127.0.0.1:{ports['seldon']}/health/ping",
+                                    env=seldon_env, cwd=PEERS, log=work / "stock-seldon.log"))
+        stack.enter_context(process(seldon(ports["seldon-tuned"], "--workers", str(CORES)),
+                                    f"http://127.0.0.1:{ports['seldon-tuned']}/health/ping", env=seldon_env,
+                                    cwd=PEERS, log=work / "stock-seldon-tuned.log"))
+        stack.enter_context(process(
+            [str(BIN / "uvicorn"), "ceiling:app", "--app-dir", str(PEERS), "--host", "127.0.0.1",
+             "--port", str(ports["ceiling"]), "--workers", str(CORES), "--no-access-log", "--log-level", "warning"],
+            f"http://127.0.0.1:{ports['ceiling']}/", log=work / "ceiling.log"))
+        yield {
+            KFOPS_V2: ("OpenInferenceUser", served.host("v2")),
+            KFOPS_V1: ("SeldonUser", served.host("v1")),
+            KFOPS_GRPC: ("OpenInferenceGrpcUser", served.endpoints["v2-grpc"]),
+            MLFLOW: ("MlflowServeUser", f"http://127.0.0.1:{ports['mlflow']}"),
+            STOCK_MLSERVER: ("StockMLServerUser", f"http://127.0.0.1:{ports['mlserver']}"),
+            STOCK_SELDON: ("SeldonUser", f"http://127.0.0.1:{ports['seldon']}"),
+            STOCK_SELDON_TUNED: ("SeldonUser", f"http://127.0.0.1:{ports['seldon-tuned']}"),
+            CEILING: ("OpenInferenceUser", f"http://127.0.0.1:{ports['ceiling']}"),
+        }
+
+
+def goals(cells: dict[str, dict[str, Any]]) -> dict[str, bool]:
+    """The performance goals, judged on one run's figures."""
+    v2, v1 = cells[KFOPS_V2], cells[KFOPS_V1]
+    best_seldon = max((cells[STOCK_SELDON], cells[STOCK_SELDON_TUNED]), key=lambda cell: cell["rps"])
+    return {
+        "v2 >= 3x the tuned mlflow models serve": v2["rps"] >= 3 * cells[MLFLOW]["rps"],
+        "v2 >= stock MLServer": v2["rps"] >= cells[STOCK_MLSERVER]["rps"],
+        "v2 >= 50% of the ceiling": v2["rps"] >= 0.5 * cells[CEILING]["rps"],
+        "v2 has the lowest p99 of the model servers": v2["p99_ms"] <= min(
+            cell["p99_ms"] for name, cell in cells.items() if name not in (KFOPS_V2, KFOPS_GRPC, CEILING)),
+        "v1 >= 1.5x the stock microservice at its best": v1["rps"] >= 1.5 * best_seldon["rps"],
+        "v1 p99 below the stock microservice's at its best": v1["p99_ms"] < best_seldon["p99_ms"],
+    }
+
+
+def plot(cells: dict[str, dict[str, Any]], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(cells)
+    figure, (rps, p99) = plt.subplots(1, 2, figsize=(13, 0.55 * len(names) + 1.5), sharey=True)
+    colours = ["#d33" if name.startswith("kfops") else "#999" if name.startswith("ceiling") else "#2a6fb0"
+               for name in names]
+    rps.barh(names, [cells[n]["rps"] for n in names], color=colours)
+    p99.barh(names, [cells[n]["p99_ms"] for n in names], color=colours)
+    rps.set(title="requests per second (higher is better)")
+    p99.set(title="p99 latency, ms (lower is better)")
+    rps.invert_yaxis()
+    for axis, key, fmt in ((rps, "rps", "{:.0f}"), (p99, "p99_ms", "{:.0f} ms")):
+        for index, name in enumerate(names):
+            axis.annotate(fmt.format(cells[name][key]), (cells[name][key], index), xytext=(3, -3),
+                          textcoords="offset points", fontsize=8)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--users", type=int, nargs="+", default=[1, 20])
+    parser.add_argument("--users", type=int, default=20)
     args = parser.parse_args()
 
-    from components.clean import clean_file
-    from components.store import store_dataset
-    from infra.local.platform import LocalPlatform
-    from infra.local.processes import free_port
-    from infra.local.serving import LocalServing
-    from infra.local.settings import LocalSettings
-    from kfops.base.recipes import WINE_QUALITY
-    from trainer.train import train_and_register
+    out = output_dir("serving")
+    cells: dict[str, dict[str, Any]] = {}
+    with served_wine_model() as served, peers(served) as targets:
+        for index, (name, (user, host)) in enumerate(targets.items(), 1):
+            progress(f"[{index}/{len(targets)}] {name}: {args.users} users, {args.seconds} s")
+            cells[name] = locust(user, host, args.users, args.seconds, out / f"target-{index}", served.model_name)
+    machine = f"{platform.machine()}, {CORES} cores, Python {platform.python_version()}"
+    title = (f"{machine}; Locust FastHttpUser closed loop, {args.users} users, {args.seconds} s per target, "
+             "1 row per request")
+    verdicts = goals(cells)
+    (out / "serving.json").write_text(json.dumps({"command": " ".join(["benchmarks/serving_throughput.py",
+                                                                       *sys.argv[1:]]),
+                                                  "machine": machine, "users": args.users, "seconds": args.seconds,
+                                                  "results": cells, "goals": verdicts}, indent=1))
+    plot(cells, title, out / "serving.png")
+    publish(out, "serving")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        settings = LocalSettings(state_dir=workdir / "state", s3_port=free_port(), mlflow_port=free_port(),
-                                 mlserver_port=free_port(), seldon_port=free_port())
-        local = LocalPlatform(settings)
-        local.up()
-        mlflow_serve = None
-        try:
-            os.environ.update(local.env())
-            cleaned = workdir / "wine.parquet"
-            clean_file(REPO_ROOT / "data" / "winequality-red.csv", WINE_QUALITY, cleaned)
-            dataset = store_dataset(cleaned, "datasets", "benchmark")
-            model = train_and_register(WINE_QUALITY, dataset, {"alpha": "0.0005", "l1_ratio": "0.5"},
-                                       model_name="bench-wine", experiment="benchmark")
-            serving = LocalServing(local)
-            served = serving.fetch(model.name, model.version)
-            endpoints = serving.deploy(served)
-            port = free_port()
-            mlflow_serve = subprocess.Popen(
-                [str(BIN / "mlflow"), "models", "serve", "-m", served.path, "--env-manager", "local", "-h",
-                 "127.0.0.1", "-p", str(port)], env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            wait_for(f"http://127.0.0.1:{port}/ping")
-            targets = {
-                "kfops v2 (MLServer)": ("OpenInferenceUser", endpoints["v2"].split("/v2/")[0]),
-                "kfops v1 (seldon-core)": ("SeldonUser", endpoints["v1"].split("/api/")[0]),
-                "mlflow models serve": ("MlflowServeUser", f"http://127.0.0.1:{port}"),
-            }
-            results: dict[str, dict[str, dict[str, float]]] = {name: {} for name in targets}
-            for users in args.users:
-                for name, (scenario, host) in targets.items():  # interleaved: drift hits every target alike
-                    results[name][str(users)] = locust(scenario, host, users, args.seconds, workdir, model.name)
-        finally:
-            if mlflow_serve is not None:
-                os.killpg(mlflow_serve.pid, 15)
-                mlflow_serve.wait()
-            local.down()
-
-    baseline = results["mlflow models serve"]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"{args.seconds} s per cell, Locust FastHttpUser closed loop, 1 row per request\n")
-    print("| target | users | RPS | p50 ms | p95 ms | p99 ms | failures | RPS vs mlflow serve | p99 vs mlflow serve |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, by_users in results.items():
-        for users, cell in by_users.items():
-            base = baseline[users]
-            print(f"| {name} | {users} | {cell['rps']:.0f} | {cell['p50_ms']:.0f} | {cell['p95_ms']:.0f} | "
-                  f"{cell['p99_ms']:.0f} | {cell['failures']} | {cell['rps'] / base['rps']:.1f}x | "
-                  f"{cell['p99_ms'] / base['p99_ms']:.2f}x |")
-    out = REPO_ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"serving-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=2))
+    ceiling = cells[CEILING]["rps"]
+    print(f"\n{title}\n")
+    print("| target | RPS | p50 ms | p99 ms | failed | share of the ceiling |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, cell in cells.items():
+        print(f"| {name} | {cell['rps']:.0f} | {cell['p50_ms']:.0f} | {cell['p99_ms']:.0f} | {cell['failures']} | "
+              f"{cell['rps'] / ceiling:.0%} |")
+    print()
+    for goal, met in verdicts.items():
+        print(f"  {'met ' if met else 'MISS'} {goal}")
+    print(f"\nwritten: {out / 'serving.json'}, {out / 'serving.png'} and Locust's reports in {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -7,7 +7,8 @@ and the same trial assignments:
 2. the local executor with forked trials (the default);
 3. the local executor with one fresh interpreter per trial (what a naive subprocess executor costs).
 
-Overhead per trial = (executor wall time - start-up - sum of compute) / trials. Usage:
+Overhead per trial = (executor wall time - start-up - sum of compute) / trials. Writes JSON and a plot to
+``benchmarks/results/``. Usage:
     .venv/bin/python benchmarks/tuning_overhead.py [--trials 24] [--parallel 1]
 """
 
@@ -17,10 +18,14 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import bar_chart, output_dir, publish
 from components.clean import clean_file
 from components.katib.experiment import build_experiment
 from infra.local.katib.executor import LocalExperiment
@@ -83,7 +88,16 @@ def main() -> None:
         "overhead_ratio_fresh_vs_forked": round(rows["fresh interpreter"]["per_trial_overhead_s"]
                                                 / rows["forked (default)"]["per_trial_overhead_s"], 1),
     }
+    report["command"] = " ".join(["benchmarks/tuning_overhead.py", *sys.argv[1:]])
+    out = output_dir("tuning")
+    (out / "tuning.json").write_text(json.dumps(report, indent=2))
+    bars = {"trainer compute alone": statistics.mean(compute),
+            **{f"{name}: overhead": row["per_trial_overhead_s"] for name, row in rows.items()}}
+    bar_chart(bars, title=f"local Katib executor, seconds per trial ({report['machine']})", unit="s",
+              path=out / "tuning.png", highlight=["forked (default): overhead"])
     print(json.dumps(report, indent=2))
+    publish(out, "tuning")
+    print(f"written: {out / 'tuning.json'} and {out / 'tuning.png'}")
 
 
 if __name__ == "__main__":

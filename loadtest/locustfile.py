@@ -6,6 +6,7 @@
     locust -f loadtest/locustfile.py SeldonUser --host http://127.0.0.1:9000 --headless -u 20 -r 20 -t 30s
     locust -f loadtest/locustfile.py MlflowServeUser --host http://127.0.0.1:5001 ...   # benchmark peers:
     locust -f loadtest/locustfile.py StockMLServerUser --host http://127.0.0.1:8090 ... # see benchmarks/
+    locust -f loadtest/locustfile.py OpenInferenceGrpcUser --host grpc://127.0.0.1:8081 ...  # v2 over gRPC
 
 Every request carries real rows of the dataset (:mod:`loadtest.payloads`); paths come from the protocols' one
 definition (:mod:`kfops_serving.protocols`). The loop is closed by default: each user sends its next request as soon
@@ -17,9 +18,13 @@ most ``R`` requests per second instead (open-loop-like pacing with Locust's ``co
 from __future__ import annotations
 
 import random
+import time
 from typing import Any, ClassVar
 
-from locust import FastHttpUser, constant, constant_throughput, events, task
+# gRPC's own threads must cooperate with gevent, on which Locust runs its users: before any channel exists.
+import grpc
+import grpc.experimental.gevent as grpc_gevent
+from locust import FastHttpUser, User, constant, constant_throughput, events, task
 
 from kfops_serving.protocols import (
     MLFLOW_INVOCATIONS_PATH,
@@ -37,8 +42,11 @@ from loadtest.payloads import (
     feature_rows,
     malformed_bodies,
     open_inference_columns,
+    open_inference_grpc,
     user_bodies,
 )
+
+grpc_gevent.init_gevent()
 
 MODEL = SETTINGS.model_name
 JSON = {"Content-Type": "application/json"}
@@ -50,6 +58,12 @@ def _options(parser: Any) -> None:
                         help="Requests per second per user (0: closed loop, no wait between requests).")
     parser.add_argument("--malformed-share", type=float, default=0.0,
                         help="Share of requests sent malformed (0-1); each must be answered 4xx to count as a success.")
+
+
+def _wait_time(user: User) -> float:
+    """No wait (closed loop), or pacing to ``--rate`` requests per second."""
+    rate = user.environment.parsed_options.rate if user.environment.parsed_options else 0.0
+    return (constant_throughput(rate) if rate > 0 else constant(0))(user)
 
 
 class PredictionUser(FastHttpUser):
@@ -67,8 +81,7 @@ class PredictionUser(FastHttpUser):
 
     def wait_time(self) -> float:
         """No wait (closed loop), or pacing to ``--rate`` requests per second."""
-        rate = self.environment.parsed_options.rate if self.environment.parsed_options else 0.0
-        return (constant_throughput(rate) if rate > 0 else constant(0))(self)
+        return _wait_time(self)
 
     def on_start(self) -> None:
         """Each user cycles through the same bodies from its own offset."""
@@ -124,3 +137,39 @@ class StockMLServerUser(PredictionUser):
     path = v2_infer_path(MODEL)
     bodies = tuple(open_inference_columns(batch, feature_rows()[0]) for batch in batches())
     label = "stock v2 infer"
+
+
+class OpenInferenceGrpcUser(User):
+    """Open Inference (v2) protocol over gRPC (MLServer's gRPC port): ``--host grpc://127.0.0.1:<port>``."""
+
+    label = "v2 grpc infer"
+
+    def wait_time(self) -> float:
+        """No wait (closed loop), or pacing to ``--rate`` requests per second."""
+        return _wait_time(self)
+
+    def on_start(self) -> None:
+        """One channel per user, each cycling through the same requests from its own offset."""
+        from mlserver.grpc import dataplane_pb2_grpc
+
+        self.channel = grpc.insecure_channel((self.host or "").removeprefix("grpc://"))
+        self.stub = dataplane_pb2_grpc.GRPCInferenceServiceStub(self.channel)
+        self.cycle = user_bodies(tuple(open_inference_grpc(batch, served_model_name(MODEL)) for batch in batches()),
+                                 self)
+
+    def on_stop(self) -> None:
+        """Close the channel."""
+        self.channel.close()
+
+    @task
+    def predict(self) -> None:
+        """One ``ModelInfer`` call, timed and reported as Locust reports an HTTP request."""
+        began = time.perf_counter()
+        length, error = 0, None
+        try:
+            length = self.stub.ModelInfer(next(self.cycle), timeout=30).ByteSize()
+        except grpc.RpcError as failure:
+            error = failure
+        self.environment.events.request.fire(request_type="grpc", name=self.label, response_length=length,
+                                             response_time=(time.perf_counter() - began) * 1000, exception=error,
+                                             context={})

@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -101,3 +102,14 @@ def open_inference_columns(rows: Sequence[Sequence[float]], columns: Sequence[st
     return json.dumps({"inputs": [{"name": name, "shape": [len(rows)], "datatype": "FP64",
                                    "data": [float(row[i]) for row in rows]}
                                   for i, name in enumerate(columns)]}).encode()
+
+
+def open_inference_grpc(rows: Sequence[Sequence[float]], model: str) -> Any:
+    """Open Inference (v2) gRPC ``ModelInferRequest`` for ``model``: one 2-D FP64 tensor, as the HTTP body."""
+    from mlserver.grpc import dataplane_pb2 as pb
+
+    flat = [float(value) for row in rows for value in row]
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="input-0", datatype="FP64", shape=[len(rows), len(rows[0]) if rows else 0],
+        contents=pb.InferTensorContents(fp64_contents=flat))
+    return pb.ModelInferRequest(model_name=model, inputs=[tensor])

@@ -34,6 +34,7 @@ from components.deploy import (
 )
 from infra.local.processes import ServiceRecord, http_ok, is_running, start_service, stop_service
 from infra.local.services import mlserver_model_settings, mlserver_spec, seldon_python, seldon_spec
+from infra.local.settings import HOST
 from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.files import private_files, write_json, write_private
 from kfops_serving.protocols import V1_PREDICTIONS_PATH, v2_infer_path
@@ -88,11 +89,14 @@ class LocalServing:
             return None
 
     def endpoints(self, model_name: str, protocols: list[str] | tuple[str, ...] = tuple(SERVICES)) -> dict[str, str]:
-        """Prediction URLs by protocol."""
+        """Prediction URLs by protocol; `v2-grpc` is the v2 model over gRPC (`grpc://host:port`)."""
         records = self.platform.records()
         urls = {}
         if "v2" in protocols and "mlserver" in records:
             urls["v2"] = f"{records['mlserver'].url}{v2_infer_path(serving_name(model_name))}"
+            # The same model over the Open Inference gRPC service (``ModelInfer``), MLServer's second port.
+            if "grpc" in records["mlserver"].ports:
+                urls["v2-grpc"] = f"grpc://{HOST}:{records['mlserver'].ports['grpc']}"
         if "v1" in protocols and "seldon" in records:
             urls["v1"] = f"{records['seldon'].url}{V1_PREDICTIONS_PATH}"
         return urls

@@ -17,12 +17,14 @@ from kfops.base.paths import REPO_ROOT
 from kfops.cli.app import console, friendly_errors, local_settings, main, state_dir_option
 
 #: Locust user class and serving service per protocol (``loadtest/locustfile.py``).
-USERS = {"v2": ("OpenInferenceUser", "mlserver"), "v1": ("SeldonUser", "seldon")}
+USERS = {"v2": ("OpenInferenceUser", "mlserver"), "v1": ("SeldonUser", "seldon"),
+         "v2-grpc": ("OpenInferenceGrpcUser", "mlserver")}
 
 
 @main.command("loadtest")
 @state_dir_option
-@click.option("--protocol", type=click.Choice(["v2", "v1", "both"]), default="both", show_default=True)
+@click.option("--protocol", type=click.Choice(["v2", "v1", "v2-grpc", "both", "all"]), default="both",
+              show_default=True, help="both: v2 and v1 over HTTP; all: also v2 over gRPC.")
 @click.option("--users", type=click.IntRange(1), default=20, show_default=True, help="Requests in flight.")
 @click.option("--seconds", type=click.IntRange(1), default=30, show_default=True, help="Duration per protocol.")
 @click.option("--rate", type=click.FloatRange(0), default=0.0, show_default=True,
@@ -43,6 +45,7 @@ def loadtest(state_dir: Path, protocol: str, users: int, seconds: int, rate: flo
     """
     from infra.local.platform import LocalPlatform
     from infra.local.serving import LocalServing
+    from infra.local.settings import HOST
 
     locust = Path(sys.executable).parent / "locust"
     if not locust.exists():
@@ -54,7 +57,7 @@ def loadtest(state_dir: Path, protocol: str, users: int, seconds: int, rate: flo
     if deployed is None:
         raise KfopsError(f"no champion is served from {platform.state_dir}",
                          "run the workflow first: `kfops pipeline run --local`")
-    protocols = ["v2", "v1"] if protocol == "both" else [protocol]
+    protocols = {"both": ["v2", "v1"], "all": ["v2", "v1", "v2-grpc"]}.get(protocol, [protocol])
     missing = [p for p in protocols if USERS[p][1] not in records]
     if missing:
         raise KfopsError(f"no {', '.join(missing)} endpoint is running", "start it with `kfops local up`")
@@ -64,11 +67,12 @@ def loadtest(state_dir: Path, protocol: str, users: int, seconds: int, rate: flo
     verdicts = {}
     for name in protocols:
         user, service = USERS[name]
-        console.print(f"Load-testing {name} at {records[service].url}: {users} users, {seconds} s...", highlight=False)
+        host = (f"grpc://{HOST}:{records[service].ports['grpc']}" if name == "v2-grpc" else records[service].url)
+        console.print(f"Load-testing {name} at {host}: {users} users, {seconds} s...", highlight=False)
         verdict_file = out / f"{name}-verdict.json"
         subprocess.run(
             [str(locust), "-f", str(REPO_ROOT / "loadtest" / "locustfile.py"), user, "--headless", "-u", str(users),
-             "-r", str(users), "-t", f"{seconds}s", "--host", records[service].url, "--only-summary",
+             "-r", str(users), "-t", f"{seconds}s", "--host", host, "--only-summary",
              "--csv", str(out / name), "--html", str(out / f"{name}.html"), "--rate", str(rate),
              "--malformed-share", str(malformed_share), "--slo-p99-ms", str(slo_p99_ms),
              "--slo-max-failure-ratio", str(slo_max_failure_ratio), "--slo-min-rps", str(slo_min_rps),

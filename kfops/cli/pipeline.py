@@ -151,7 +151,10 @@ def _print_curls(platform: Any) -> None:
     bodies = {"v1": seldon_v1(row).decode(), "v2": open_inference_v2(row).decode()}
     console.print("Try the champion:", highlight=False)
     for protocol, url in sorted(deployed["endpoints"].items(), reverse=True):
-        click.echo(f"  curl -X POST {url} -H 'Content-Type: application/json' -d '{bodies[protocol]}'")
+        if protocol in bodies:
+            click.echo(f"  curl -X POST {url} -H 'Content-Type: application/json' -d '{bodies[protocol]}'")
+        else:
+            click.echo(f"  {protocol}: {url} (Open Inference ModelInfer; `kfops loadtest --protocol {protocol}`)")
 
 
 def _is_number(value: str) -> bool:

@@ -304,11 +304,12 @@ def test_down_stops_serving_and_up_restores_the_champion(serving: LocalServing) 
 def test_kfops_loadtest_writes_reports_next_to_its_verdict(serving: LocalServing, tmp_path: Path) -> None:
     kfops = [str(Path(sys.executable).parent / "kfops"), "loadtest", "--state-dir", str(serving.platform.state_dir)]
     out = tmp_path / "met"
-    met = subprocess.run([*kfops, "--users", "4", "--seconds", "3", "--malformed-share", "0.2", "--slo-p99-ms", "5000",
-                          "--out", str(out)], capture_output=True, text=True, timeout=180, check=False)
+    met = subprocess.run([*kfops, "--protocol", "all", "--users", "4", "--seconds", "3", "--malformed-share", "0.2",
+                          "--slo-p99-ms", "5000", "--out", str(out)], capture_output=True, text=True, timeout=180,
+                         check=False)
     assert met.returncode == 0, met.stdout + met.stderr
     verdict = json.loads((out / "verdict.json").read_text())
-    assert set(verdict) == {"v2", "v1"}
+    assert set(verdict) == {"v2", "v1", "v2-grpc"}
     for protocol, result in verdict.items():
         assert result["met"], result
         assert result["measured"]["requests"] > 0
@@ -321,3 +322,29 @@ def test_kfops_loadtest_writes_reports_next_to_its_verdict(serving: LocalServing
     assert missed.returncode == 1, missed.stdout + missed.stderr
     assert "requests/s < 1000000" in missed.stdout
     assert not json.loads((tmp_path / "missed" / "verdict.json").read_text())["v1"]["met"]
+
+
+def test_v2_over_grpc_answers_as_over_http_and_refuses_bad_input(serving: LocalServing) -> None:
+    import grpc
+    from mlserver.grpc import dataplane_pb2 as pb
+    from mlserver.grpc import dataplane_pb2_grpc
+
+    from kfops_serving.protocols import served_model_name
+    from loadtest.payloads import open_inference_grpc
+
+    target = serving.endpoints(NAME)["v2-grpc"]
+    assert target.startswith("grpc://127.0.0.1:")
+    batch = [TUTORIAL_ROW, [v * 1.01 for v in TUTORIAL_ROW], [v * 0.99 for v in TUTORIAL_ROW]]
+    with grpc.insecure_channel(target.removeprefix("grpc://")) as channel:
+        stub = dataplane_pb2_grpc.GRPCInferenceServiceStub(channel)
+        answer = stub.ModelInfer(open_inference_grpc(batch, served_model_name(NAME)), timeout=60)
+        [output] = answer.outputs
+        assert output.name == "output-0"
+        assert list(output.contents.fp64_contents) == list(v2_predictions(v2(serving, open_inference_v2(batch))))
+        tensor = pb.ModelInferRequest.InferInputTensor(  # shape [2, 11], one row of data
+            name="input-0", datatype="FP64", shape=[2, 11], contents=pb.InferTensorContents(fp64_contents=TUTORIAL_ROW))
+        bad = pb.ModelInferRequest(model_name=served_model_name(NAME), inputs=[tensor])
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ModelInfer(bad, timeout=60)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
+        assert "Traceback" not in (refused.value.details() or "")
