@@ -116,11 +116,14 @@ def tail(path: Path, lines: int = 20) -> str:
 
 
 #: Variables a runtime reads its own settings from: a developer's shell must not change how a service runs.
-_RUNTIME_PREFIXES = ("MLSERVER_", "GUNICORN_", "PREDICTIVE_UNIT_")
+#: ``AWS_``: a shell's credentials (the platform's own after `eval "$(kfops local env)"`, or the user's cloud keys)
+#: must not reach a service unasked: SeaweedFS turns AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in its environment into
+#: an extra admin identity and logs the key. A service that needs S3 gets the platform's keys in its own ``extra``.
+_RUNTIME_PREFIXES = ("MLSERVER_", "GUNICORN_", "PREDICTIVE_UNIT_", "AWS_")
 
 
 def service_environment(extra: Mapping[str, str]) -> dict[str, str]:
-    """This process's environment without runtime settings variables, plus the service's own ``extra``."""
+    """This process's environment without runtime settings or credentials, plus the service's own ``extra``."""
     inherited = {name: value for name, value in os.environ.items() if not name.startswith(_RUNTIME_PREFIXES)}
     return {**inherited, **extra}
 

@@ -16,6 +16,7 @@ from infra.local.processes import (
     free_port,
     is_running,
     port_is_free,
+    service_environment,
     start_service,
 )
 from infra.local.settings import HOST
@@ -104,3 +105,16 @@ def test_port_in_use_names_the_port_and_the_setting(tmp_path: Path) -> None:
         with pytest.raises(KfopsError, match=f"port {port} .* already in use") as raised:
             start_service(_spec("pass", port), tmp_path / "probe.log", timeout=5, grace=1)
     assert "KFOPS_PROBE_PORT" in raised.value.fix
+
+
+def test_a_shells_credentials_and_runtime_settings_never_reach_a_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    # After `eval "$(kfops local env)"`, or with a user's cloud keys exported: SeaweedFS would add them as an admin
+    # identity and log the key; MLServer and gunicorn would take their settings from the shell.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLSERVER_PARALLEL_WORKERS",
+                 "GUNICORN_WORKERS"):
+        monkeypatch.setenv(name, "from-the-shell")
+    monkeypatch.setenv("KFOPS_SOMETHING", "kept")
+    env = service_environment({"AWS_ACCESS_KEY_ID": "the-service-own"})
+    assert env["AWS_ACCESS_KEY_ID"] == "the-service-own"
+    assert "from-the-shell" not in env.values()
+    assert env["KFOPS_SOMETHING"] == "kept"
