@@ -161,12 +161,18 @@ def test_forked_trainer_trials_match_fresh_interpreters(tmp_path: Path) -> None:
     forked = run_local_experiment(wine_experiment(tmp_path, dataset), tmp_path / "forked", fork=True)
     fresh = run_local_experiment(wine_experiment(tmp_path, dataset), tmp_path / "fresh", fork=False)
 
-    def metrics(result: dict[str, Any]) -> list[tuple[str, str]]:
-        return [(t["parameterAssignments"][0]["value"], t["observation"]["metrics"][0]["latest"])
-                for t in result["trials"]]
+    def metrics(result: dict[str, Any]) -> dict[tuple[str, ...], str]:
+        return {tuple(a["value"] for a in t["parameterAssignments"]): t["observation"]["metrics"][0]["latest"]
+                for t in result["trials"]}
 
     assert summary(forked)["succeeded"] == 4
-    assert metrics(forked) == metrics(fresh)
+    # Which points a run tries depends on timing: with two trials in parallel, the suggestion for a later trial sees
+    # however many earlier trials had finished (as Katib's hyperopt service does). The first two never depend on it.
+    # Every point both runs tried must give the same metric to the last digit.
+    forked_metrics, fresh_metrics = metrics(forked), metrics(fresh)
+    common = forked_metrics.keys() & fresh_metrics.keys()
+    assert len(common) >= 2, (forked_metrics, fresh_metrics)
+    assert {point: forked_metrics[point] for point in common} == {point: fresh_metrics[point] for point in common}
 
 
 @pytest.mark.integration  # starts interpreters: seconds each
