@@ -120,7 +120,9 @@ def started_platform(tmp_path_factory: pytest.TempPathFactory, **overrides: obje
 @pytest.fixture(scope="session")
 def local_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
     """One real platform (SeaweedFS + MLflow) shared by the tests that only use it, never stop or restart it."""
-    yield from started_platform(tmp_path_factory)
+    # Two wrapper workers instead of the default three: every start and roll of the wrapper loads the model in each
+    # worker, and the e2e suites start and roll it many times on 2 cores.
+    yield from started_platform(tmp_path_factory, seldon_workers=2)
 
 
 @pytest.fixture(scope="session")

@@ -128,12 +128,27 @@ def collect_reports(run_dir: Path) -> dict[str, str]:
         candidates = sorted(run_dir.glob(f"artifacts/*/{task}/{output}"), key=lambda path: path.stat().st_mtime)
         if candidates:
             target = run_dir / "reports" / f"{name}.html"
-            target.parent.mkdir(exist_ok=True)
-            shutil.copyfile(candidates[-1], target)
+            with private_files():  # a run directory lives in the state dir, next to the credentials
+                target.parent.mkdir(exist_ok=True)
+                shutil.copyfile(candidates[-1], target)
             found[name] = str(target)
     return found
 
 
-def run_name(recipe: str) -> str:
-    """A run directory name: when it started, and the recipe."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{recipe}"
+def new_run_dir(runs: Path, recipe: str) -> Path:
+    """Create and return a run's own directory under ``runs``, named after when it started and the recipe.
+
+    A run that starts in the same second as another gets ``-2``, ``-3``...: two runs at once never share a log or
+    artifacts.
+    """
+    runs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{recipe}"
+    for attempt in range(1, 1000):
+        candidate = runs / (stem if attempt == 1 else f"{stem}-{attempt}")
+        try:
+            candidate.mkdir(mode=0o700)  # atomic: exactly one run creates it
+        except FileExistsError:
+            continue
+        return candidate
+    raise KfopsError(f"cannot create a run directory under {runs}: 999 runs started in one second",
+                     "start fewer runs at once")

@@ -71,12 +71,12 @@ def pipeline_run(where: str | None, state_dir: Path, recipe: str, trials: int, p
         console.print(summary_table(summary, mlflow_url=None))
         return
     from infra.local.platform import LocalPlatform
-    from infra.local.runner import run_name
+    from infra.local.runner import new_run_dir
 
     options.check()
     platform = LocalPlatform(local_settings(state_dir))
     env = platform.env()
-    run_dir = platform.state_dir / "runs" / run_name(recipe)
+    run_dir = new_run_dir(platform.state_dir / "runs", recipe)
     summary = _with_progress(trials, lambda on_event: run_local(options, env=env, run_dir=run_dir,
                                                                 on_event=on_event))
     console.print(summary_table(summary, mlflow_url=env["MLFLOW_TRACKING_URI"]))
