@@ -11,14 +11,13 @@ client's ``attribute_map`` spells them).
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+
+from tests.fakes.http import json_server
 
 STEPS = ("ingest", "clean", "store", "tune", "best-params", "train", "register-and-promote", "deploy")
 
@@ -167,39 +166,10 @@ def _uploaded_file(content_type: str, raw: bytes) -> str:
 def serve(fake: FakeKfp) -> Iterator[FakeKfp]:
     """Serve ``fake`` on a free loopback port for the duration of the block (``fake.url`` is its base URL)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self, method: str) -> None:
-            parsed = urlparse(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            kind = self.headers.get("Content-Type", "")
-            body = _uploaded_file(kind, raw) if kind.startswith("multipart/") else json.loads(raw) if raw else None
-            status, payload = fake.handle(method, parsed.path, parse_qs(parsed.query), body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def respond(method: str, path: str, query: dict[str, list[str]], kind: str, raw: bytes) -> tuple[int, Any]:
+        body = _uploaded_file(kind, raw) if kind.startswith("multipart/") else json.loads(raw) if raw else None
+        return fake.handle(method, path, query, body)
 
-        def do_GET(self) -> None:
-            self._answer("GET")
-
-        def do_POST(self) -> None:
-            self._answer("POST")
-
-        def do_DELETE(self) -> None:
-            self._answer("DELETE")
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with json_server(respond) as url:
+        fake.url = url
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()

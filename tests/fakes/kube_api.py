@@ -9,12 +9,11 @@ objects), answers ``SubjectAccessReview`` from a policy the test sets, and plays
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlparse
+
+from tests.fakes.http import json_server
 
 Policy = Callable[[dict[str, Any]], bool]
 
@@ -61,35 +60,8 @@ class FakeKubeApi:
 def serve(api: FakeKubeApi) -> Iterator[str]:
     """Run the fake on a free loopback port; yields its base URL."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def _reply(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            status, payload = api.answer(method, urlparse(self.path).path.rstrip("/") or "/", body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def respond(method: str, path: str, _query: dict[str, list[str]], _kind: str, raw: bytes) -> tuple[int, Any]:
+        return api.answer(method, path.rstrip("/") or "/", json.loads(raw) if raw else None)
 
-        def do_GET(self) -> None:
-            self._reply("GET")
-
-        def do_POST(self) -> None:
-            self._reply("POST")
-
-        def do_DELETE(self) -> None:
-            self._reply("DELETE")
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with json_server(respond) as url:
+        yield url
