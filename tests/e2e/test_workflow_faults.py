@@ -70,10 +70,28 @@ def snapshot(platform: LocalPlatform) -> dict[str, Any]:
     objects = {}
     for page in client.get_paginator("list_objects_v2").paginate(Bucket="datasets"):
         for item in page.get("Contents", []):
-            body = client.get_object(Bucket="datasets", Key=item["Key"])["Body"].read()
+            body = _read(client, item["Key"])
             objects[item["Key"]] = hashlib.sha256(body).hexdigest()
     versions = {v.version for v in mlflow.MlflowClient().search_model_versions(f"name='{MODEL}'")}
     return {"objects": objects, "versions": versions}
+
+
+def _read(client: Any, key: str, patience: float = 30.0) -> bytes:
+    """An object's bytes. Right after SeaweedFS was SIGKILLed and started again, its gateway answers before every
+    volume is back, and a read can get InternalError for a few seconds (seen once in four CI runs): that is not a
+    lost object, so it is retried for up to ``patience`` seconds; a missing object still fails at once."""
+    import time
+
+    from botocore.exceptions import ClientError
+
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return bytes(client.get_object(Bucket="datasets", Key=key)["Body"].read())
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "InternalError" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def answers(platform: LocalPlatform) -> dict[str, float]:
