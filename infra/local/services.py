@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from components.deploy import MLSERVER_PARALLEL_WORKERS, MLSERVER_RUNTIME
+from components.deploy import MLSERVER_GZIP_ENABLED, MLSERVER_PARALLEL_WORKERS, MLSERVER_RUNTIME
 from infra.local.processes import ServiceSpec, free_port
 from infra.local.settings import HOST, LocalSettings
 from kfops.base.contract import BUCKETS, MLFLOW_ARTIFACT_ROOT
@@ -198,11 +198,11 @@ def mlserver_spec(settings: LocalSettings, repository: Path, model_name: str) ->
     from mlserver.settings import Settings
 
     server = Settings(host=HOST, http_port=port, grpc_port=grpc, metrics_endpoint=None,
-                      parallel_workers=MLSERVER_PARALLEL_WORKERS,
+                      parallel_workers=MLSERVER_PARALLEL_WORKERS, gzip_enabled=MLSERVER_GZIP_ENABLED,
                       debug=False, load_models_at_startup=True, model_repository_root=str(repository))
-    write_private(repository / "settings.json", _only(server, {"host", "http_port", "grpc_port", "metrics_endpoint",
-                                                               "parallel_workers", "debug", "load_models_at_startup",
-                                                               "model_repository_root"}))
+    fields = {"host", "http_port", "grpc_port", "metrics_endpoint", "parallel_workers", "gzip_enabled", "debug",
+              "load_models_at_startup", "model_repository_root"}
+    write_private(repository / "settings.json", _only(server, fields))
     url = f"http://{HOST}:{port}"
     return ServiceSpec(
         name="mlserver",

@@ -40,6 +40,8 @@ class Scorer:
         self._predict: Callable[[Any], Any] = fast[0] if fast else model.predict
         #: Whether a row's prediction is the same bits whatever rows are scored with it.
         self.row_independent = bool(fast and fast[1])
+        # The row-by-row path works on the validated array itself: no DataFrame built only to be taken apart.
+        self._takes_array = self.row_independent and fast is not None and fast[2]
 
     def score(self, rows: Any, names: Sequence[str] | None = None) -> np.ndarray:
         """Validate ``rows`` (see :func:`~kfops_serving.validation.to_frame`) and return the model's predictions."""
@@ -50,6 +52,8 @@ class Scorer:
 
         ``values`` is float64, one column per feature, in the model's column order.
         """
+        if self._takes_array:
+            return np.asarray(self._predict(values))
         import pandas as pd
 
         return np.asarray(self._predict(pd.DataFrame(values, columns=self.columns)))
@@ -61,8 +65,12 @@ _ROW_BY_ROW = ("GradientBoostingRegressor", "GradientBoostingClassifier", "Rando
                "DecisionTreeClassifier")
 
 
-def _fast_predict(model: Any, schema: Any) -> tuple[Callable[[Any], Any], bool] | None:
-    """The raw estimator's predict for an all-double scikit-learn model, and whether it is row-independent."""
+def _fast_predict(model: Any, schema: Any) -> tuple[Callable[[Any], Any], bool, bool] | None:
+    """The raw estimator's predict for an all-double scikit-learn model, with two flags.
+
+    The flags: whether its rows are scored independently, and whether it takes a bare float64 array in the model's
+    column order (else it needs the named columns of a DataFrame).
+    """
     from mlflow.types import DataType
 
     if "sklearn" not in model.metadata.flavors or any(t != DataType.double for t in schema.input_types()):
@@ -72,14 +80,14 @@ def _fast_predict(model: Any, schema: Any) -> tuple[Callable[[Any], Any], bool] 
         return None
     rows = _row_by_row(estimator)
     if rows is not None:
-        return rows, True
+        return rows, True, True
     import sklearn
 
     def predict(frame: Any) -> Any:
         with sklearn.config_context(assume_finite=True):
             return estimator.predict(frame)
 
-    return predict, type(estimator).__name__ in _ROW_BY_ROW
+    return predict, type(estimator).__name__ in _ROW_BY_ROW, False
 
 
 def _row_by_row(estimator: Any) -> Callable[[Any], Any] | None:
