@@ -39,6 +39,11 @@ GROUP, VERSION = "machinelearning.seldon.io", "v1"
 MLSERVER_RUNTIME = "kfops_serving.mlserver_runtime.KfopsMLflowRuntime"
 #: HTTP port of the Service Seldon Core puts in front of a predictor (gRPC is 5001).
 SELDON_HTTP_PORT = seldon.PREDICTOR_SERVICE_PORT.value
+#: gRPC port of that Service: Seldon's executor serves the Open Inference gRPC service there for every v2 deployment
+#: and forwards to MLServer's gRPC port (kfops.base.upstream.seldon.EXECUTOR_SERVES_BOTH).
+SELDON_GRPC_PORT = seldon.PREDICTOR_GRPC_PORT.value
+#: The endpoint name of the v2 model over gRPC: served wherever v2 is, on both targets.
+GRPC_ENDPOINT = "v2-grpc"
 #: Where Seldon's storage initializer puts the model inside the serving container.
 MODEL_MOUNT = seldon.MODEL_MOUNT.value
 #: MLServer runs inference in its server process on both targets. With a worker pool (MLServer's default of 1),
@@ -103,11 +108,24 @@ class ServingSettings:
 
 
 def endpoint_url(protocol: str, model_name: str, settings: ServingSettings, namespace: str) -> str:
-    """In-cluster prediction URL of the model served over ``protocol`` (Seldon's executor listens on HTTP 8000)."""
+    """In-cluster prediction URL of the model served over ``protocol``.
+
+    Seldon's executor listens on HTTP 8000; for :data:`GRPC_ENDPOINT` the URL is the ``grpc://host:port`` of the v2
+    deployment's executor (``ModelInfer`` there).
+    """
     from kfops_serving.protocols import V1_PREDICTIONS_PATH, v2_infer_path
 
+    if protocol == GRPC_ENDPOINT:
+        return f"grpc://{settings.service_for('v2')}.{namespace}.svc.cluster.local:{SELDON_GRPC_PORT}"
     path = v2_infer_path(serving_name(model_name)) if protocol == "v2" else V1_PREDICTIONS_PATH
     return f"http://{settings.service_for(protocol)}.{namespace}.svc.cluster.local:{SELDON_HTTP_PORT}{path}"
+
+
+def cluster_endpoints(protocols: tuple[str, ...], model_name: str, settings: ServingSettings,
+                      namespace: str) -> dict[str, str]:
+    """Every in-cluster endpoint of the served protocols: v2 also over gRPC, as on the local target."""
+    names = [*protocols, GRPC_ENDPOINT] if "v2" in protocols else list(protocols)
+    return {name: endpoint_url(name, model_name, settings, namespace) for name in names}
 
 
 def parse_protocols(value: str) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from components.deploy import PROTOCOLS, ServingSettings, endpoint_url
+from components.deploy import PROTOCOLS, ServingSettings, cluster_endpoints
 from components.katib.results import best_trial, summary
 from components.promote import DECISION_TAG
 from components.summary import RunSummary, ServingOutcome, TrainingOutcome, TuningOutcome
@@ -195,7 +195,7 @@ def collect(run_id: str, arguments: dict[str, Any], namespace: str, *, kube: Any
     protocols = PROTOCOLS if arguments.get("serving_protocol", defaults.SERVING_PROTOCOL) == "both" \
         else (arguments["serving_protocol"],)
     settings = ServingSettings()
-    endpoints = {p: endpoint_url(p, model, settings, namespace) for p in protocols}
+    endpoints = cluster_endpoints(protocols, model, settings, namespace)
     serving = ServingOutcome(model=model, version=str(decision["champion_version"]), target="seldon",
                              endpoints=endpoints)
     return {"tuning": tuning.as_dict(), "training": training.as_dict(), "decision": decision,

@@ -16,8 +16,8 @@ from components.deploy import (
     Deployed,
     ServingSettings,
     check_compatibility,
+    cluster_endpoints,
     cluster_runtimes,
-    endpoint_url,
     license_warnings,
     resolve_champion,
     seldon_deployment,
@@ -43,10 +43,9 @@ def deploy_on_cluster(champion_uri: str, *, protocols: tuple[str, ...], settings
     check_compatibility(model_dir, cluster_runtimes(protocols, REPO_ROOT))
     manifests = [seldon_deployment(p, model_name=name, version=version, model_uri=source, namespace=namespace,
                                    settings=settings) for p in protocols]
-    endpoints = {}
-    for protocol, manifest in zip(protocols, manifests, strict=True):
+    for manifest in manifests:
         apply_and_wait(manifest, timeout=timeout)
-        endpoints[protocol] = endpoint_url(protocol, name, settings, namespace)
+    endpoints = cluster_endpoints(protocols, name, settings, namespace)
     return Deployed(name, version, "seldon", endpoints, manifests, license_warnings(settings))
 
 

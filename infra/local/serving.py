@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from components.deploy import (
+    GRPC_ENDPOINT,
     Deployed,
     ServingSettings,
     check_compatibility,
@@ -96,7 +97,7 @@ class LocalServing:
             urls["v2"] = f"{records['mlserver'].url}{v2_infer_path(serving_name(model_name))}"
             # The same model over the Open Inference gRPC service (``ModelInfer``), MLServer's second port.
             if "grpc" in records["mlserver"].ports:
-                urls["v2-grpc"] = f"grpc://{HOST}:{records['mlserver'].ports['grpc']}"
+                urls[GRPC_ENDPOINT] = f"grpc://{HOST}:{records['mlserver'].ports['grpc']}"
         if "v1" in protocols and "seldon" in records:
             urls["v1"] = f"{records['seldon'].url}{V1_PREDICTIONS_PATH}"
         return urls

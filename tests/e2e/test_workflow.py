@@ -144,6 +144,32 @@ def test_both_protocols_serve_the_champion_for_a_batch(outcome: RunSummary) -> N
     np.testing.assert_allclose(v2["outputs"][0]["data"], expected, rtol=1e-9)
 
 
+def test_v2_over_grpc_answers_as_over_http(outcome: RunSummary) -> None:
+    # Locally MLServer's own gRPC port; on kind, Seldon's executor on the predictor Service's port 5001, which forwards
+    # ModelInfer to MLServer's gRPC port (kfops.base.upstream.seldon.EXECUTOR_SERVES_BOTH).
+    import grpc
+    import numpy as np
+    import requests
+    from mlserver.grpc import dataplane_pb2_grpc
+
+    from kfops_serving.protocols import open_inference_v2, served_model_name
+    from loadtest.payloads import open_inference_grpc
+    from trainer.data import load_frame, split
+
+    parts = split(load_frame(outcome.training.dataset_uri), WINE_QUALITY.target_column, WINE_QUALITY.task)
+    rows = parts.x_test.head(5).to_numpy().tolist()
+    over_http = requests.post(outcome.serving.endpoints["v2"], data=open_inference_v2(rows),
+                              headers={"Content-Type": "application/json"}, timeout=60).json()["outputs"][0]
+    target = outcome.serving.endpoints["v2-grpc"]
+    assert target.startswith("grpc://")
+    with grpc.insecure_channel(target.removeprefix("grpc://")) as channel:
+        answer = dataplane_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(
+            open_inference_grpc(rows, served_model_name(outcome.training.model)), timeout=60)
+    [output] = answer.outputs
+    assert output.name == over_http["name"]
+    np.testing.assert_array_equal(np.asarray(output.contents.fp64_contents), np.asarray(over_http["data"]))
+
+
 def test_the_run_reports_render_in_headless_chromium(outcome: RunSummary, target: str, tmp_path: Path) -> None:
     if target != "local":
         pytest.skip("a cluster run's reports are HTML artifacts in the KFP UI")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.deploy import SELDON_HTTP_PORT, ServingSettings
+from components.deploy import GRPC_ENDPOINT, SELDON_GRPC_PORT, SELDON_HTTP_PORT, ServingSettings
 from infra.cluster.tracking import SERVER_NAME, SERVER_PORT
 from kfops.base.contract import PROJECT_IMAGE, SERVING_V1_IMAGE
 from kfops.base.paths import REPO_ROOT
@@ -48,12 +48,17 @@ FORENSIC_NAMESPACES = (NAMESPACE, cert_manager.NAMESPACE, seldon.WEBHOOK.namespa
 
 @dataclass(frozen=True)
 class Forward:
-    """A Service to port-forward: name, namespace, remote port, and the HTTP path that answers once it is up."""
+    """A Service to port-forward: name, namespace, remote port, and the HTTP path that answers once it is up.
+
+    A ``grpc`` forward is up once an HTTP/2 connection to the service is established (no RPC: Seldon's executor
+    crashes on the health RPCs it does not implement, kfops.base.upstream.seldon.EXECUTOR_V2_GRPC_METHODS).
+    """
 
     service: str
     remote_port: int
     ready_path: str = "/"
     namespace: str = NAMESPACE
+    scheme: str = "http"
 
 
 def platform_forwards() -> dict[str, Forward]:
@@ -68,7 +73,10 @@ def platform_forwards() -> dict[str, Forward]:
 def serving_forwards(settings: ServingSettings | None = None) -> dict[str, Forward]:
     """The champion's Services (they exist once the workflow's deploy step ran)."""
     settings = settings or ServingSettings()
-    return {protocol: Forward(settings.service_for(protocol), SELDON_HTTP_PORT, "/ready") for protocol in ("v2", "v1")}
+    forwards = {protocol: Forward(settings.service_for(protocol), SELDON_HTTP_PORT, "/ready")
+                for protocol in ("v2", "v1")}
+    forwards[GRPC_ENDPOINT] = Forward(settings.service_for("v2"), SELDON_GRPC_PORT, "", scheme="grpc")
+    return forwards
 
 
 def free_port() -> int:
@@ -80,6 +88,16 @@ def free_port() -> int:
 def _answers(url: str, timeout: float = 2.0) -> bool:
     import urllib.error
     import urllib.request
+
+    if url.startswith("grpc://"):
+        import grpc
+
+        with grpc.insecure_channel(url.removeprefix("grpc://")) as channel:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=timeout)
+            except grpc.FutureTimeoutError:
+                return False
+            return True
 
     try:
         with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 - a local port-forward
@@ -117,7 +135,7 @@ class PortForward:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.forward.scheme}://127.0.0.1:{self.port}"
 
     def _start(self) -> None:
         output = self.log.open("ab") if self.log else subprocess.DEVNULL
@@ -328,7 +346,8 @@ class KindEnvironment:
 
 
 def local_endpoint(in_cluster: str, local_base: str) -> str:
-    """An in-cluster prediction URL (``http://<svc>.<ns>.svc.cluster.local:8000/<path>``) on a local forward."""
+    """An in-cluster prediction URL (``http://<svc>.<ns>.svc.cluster.local:8000/<path>``, or ``grpc://<svc>...:5001``)
+    on a local forward."""
     _, _, rest = in_cluster.partition("://")
     _, slash, path = rest.partition("/")
     return f"{local_base}{slash}{path}"

@@ -119,6 +119,38 @@ def test_a_destroy_that_hangs_is_bounded() -> None:
 def test_in_cluster_endpoints_are_moved_onto_the_forwards() -> None:
     url = "http://kfops-model-default.kubeflow.svc.cluster.local:8000/v2/models/kfops-winequality/infer"
     assert local_endpoint(url, "http://127.0.0.1:40000") == "http://127.0.0.1:40000/v2/models/kfops-winequality/infer"
+    grpc = "grpc://kfops-model-default.kubeflow.svc.cluster.local:5001"
+    assert local_endpoint(grpc, "grpc://127.0.0.1:40001") == "grpc://127.0.0.1:40001"
+
+
+GRPC_SERVER = """
+import sys, time
+from concurrent import futures
+import grpc
+server = grpc.server(futures.ThreadPoolExecutor(1))
+server.add_insecure_port("127.0.0.1:" + sys.argv[1])
+server.start()
+time.sleep(600)
+"""
+
+
+@pytest.mark.integration
+def test_a_grpc_forward_is_up_once_a_connection_is_established_without_calling_any_rpc(tmp_path: Path) -> None:
+    # Stands in for `kubectl port-forward` to the executor's gRPC port: a real gRPC server with no services at all,
+    # so the readiness check may not call one (the executor panics on the health RPCs it lacks).
+    forward = PortForward(Forward("svc", 5001, "", scheme="grpc"),
+                          command=lambda _f, port: [sys.executable, "-c", GRPC_SERVER, str(port)],
+                          log=tmp_path / "forward.log")
+    forward.open(timeout=30)
+    try:
+        assert forward.url == f"grpc://127.0.0.1:{forward.port}"
+    finally:
+        forward.close()
+    silent = PortForward(Forward("svc", 5001, "", scheme="grpc"),
+                         command=lambda _f, _p: [sys.executable, "-c", "import time; time.sleep(600)"],
+                         log=tmp_path / "silent.log")
+    with pytest.raises(TimeoutError, match="svc/svc:5001"):
+        silent.open(timeout=4, attempts=1)
 
 
 def test_every_forwarded_service_is_one_the_stack_or_upstream_creates() -> None:
@@ -129,9 +161,10 @@ def test_every_forwarded_service_is_one_the_stack_or_upstream_creates() -> None:
     for name, forward in platform_forwards().items():
         assert (forward.service, forward.remote_port) in rendered | upstream, name
         assert forward.namespace == kfp.NAMESPACE
-    # Seldon's predictor Services are named <deployment>-<predictor> and listen on 8000.
-    assert {(f.service, f.remote_port) for f in serving_forwards().values()} == {
-        ("kfops-model-default", 8000), ("kfops-model-v1-default", 8000)}
+    # Seldon's predictor Services are named <deployment>-<predictor> and listen on 8000 (HTTP) and 5001 (gRPC).
+    assert {(f.service, f.remote_port, f.scheme) for f in serving_forwards().values()} == {
+        ("kfops-model-default", 8000, "http"), ("kfops-model-v1-default", 8000, "http"),
+        ("kfops-model-default", 5001, "grpc")}
 
 
 def test_the_workflow_file_is_a_thin_caller_of_the_harness() -> None:

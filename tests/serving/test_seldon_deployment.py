@@ -4,7 +4,14 @@ import copy
 
 import pytest
 
-from components.deploy import ServingSettings, endpoint_url, parse_protocols, seldon_deployment, serving_name
+from components.deploy import (
+    ServingSettings,
+    cluster_endpoints,
+    endpoint_url,
+    parse_protocols,
+    seldon_deployment,
+    serving_name,
+)
 from infra.cluster.seldon import rollback_manifest
 from infra.cluster.validate import validate_manifest
 from kfops.base.contract import PROJECT_IMAGE, SELDON_S3_SECRET_NAME, SERVING_V1_IMAGE
@@ -128,3 +135,16 @@ def test_rollback_reapplies_the_previous_spec_without_server_fields() -> None:
     assert set(restored["metadata"]) == {"name", "namespace", "labels"}
     assert "status" not in restored
     validate_manifest(restored)
+
+
+def test_v2_is_also_served_over_grpc_by_seldons_executor() -> None:
+    from kfops.base.upstream import seldon
+
+    urls = cluster_endpoints(("v2", "v1"), "kfops-winequality", ServingSettings(), "team-ml")
+    assert urls["v2-grpc"] == "grpc://kfops-model-default.team-ml.svc.cluster.local:5001"
+    assert set(urls) == {"v2", "v1", "v2-grpc"}
+    assert set(cluster_endpoints(("v1",), "kfops-winequality", ServingSettings(), "team-ml")) == {"v1"}
+    # The executor serves gRPC whatever spec.transport says, so the deployment does not set it.
+    assert "transport" not in render("v2")["spec"]
+    assert seldon.EXECUTOR_SERVES_BOTH.value == ("rest", "grpc")
+    assert "ModelInfer" in seldon.EXECUTOR_V2_GRPC_METHODS.value

@@ -33,6 +33,15 @@ PREDICTOR_GRPC_PORT: Final = Fact(5001, _at("operator/controllers/seldondeployme
 PREDICTOR_SERVICE_NAME: Final = Fact("{deployment}-{predictor}",
                                      _at("operator/apis/machinelearning.seldon.io/v1/seldondeployment_types.go",
                                          "157-171"))
+#: The executor always runs both servers, whatever ``spec.transport`` says (that flag only reaches its Kafka mode):
+#: REST on 8000 forwards to the node's http port with its REST client, gRPC on 5001 to the node's grpc port (9500,
+#: MLSERVER_GRPC_PORT) with its gRPC client, which for protocol v2 is the Open Inference one.
+EXECUTOR_SERVES_BOTH: Final = Fact(("rest", "grpc"), _at("executor/cmd/executor/main.go", "395-416"))
+#: The executor's v2 gRPC service is ``inference.GRPCInferenceService`` (MLServer's own), but it implements only these
+#: methods: every other one (ServerLive, ServerReady, ServerMetadata, ...) is ``panic("Not Implemented")`` in a
+#: server without panic recovery, so calling one would crash the executor. Health checks use ModelReady.
+EXECUTOR_V2_GRPC_METHODS: Final = Fact(("ModelInfer", "ModelReady", "ModelMetadata"),
+                                       _at("executor/api/grpc/kfserving/server.go", "36-88"))
 #: Ports of the first graph node's container.
 NODE_HTTP_PORT: Final = Fact(9000, _at("operator/constants/constants.go", "20-21"))
 NODE_GRPC_PORT: Final = Fact(9500, _at("operator/constants/constants.go", "20-21"))
