@@ -84,13 +84,16 @@ def make_settings(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Loc
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _isolated_env(request: pytest.FixtureRequest) -> Iterator[None]:
+def _isolated_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         # On kind the environment is how tests reach the cluster's port-forwarded services; locally it is noise.
         if request.config.getoption("--target") == "local":
             for name in list(os.environ):
                 if name.startswith(_LEAKY_PREFIXES):
                     patch.delenv(name)
+            # The session's own MLflow template cache (the first platform migrates, the others start from it);
+            # the user's cache is never read or written.
+            patch.setenv("KFOPS_CACHE_DIR", str(tmp_path_factory.mktemp("kfops-cache")))
         yield
 
 

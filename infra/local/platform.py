@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,17 @@ from infra.local.processes import (
     start_service,
     stop_service,
 )
-from infra.local.services import ensure_buckets, mlflow_spec, s3_env, seaweedfs_spec
+from infra.local.services import (
+    ensure_buckets,
+    mlflow_database,
+    mlflow_spec,
+    s3_env,
+    save_mlflow_template,
+    seaweedfs_data_dir,
+    seaweedfs_spec,
+    seed_mlflow_database,
+    wait_for_volumes,
+)
 from infra.local.settings import HOST, LocalSettings
 from kfops.base.errors import KfopsError, in_step
 from kfops.base.files import write_private
@@ -137,50 +148,81 @@ class LocalPlatform:
                                       self.settings.model_dump_json(exclude={"state_dir"}))
             creds = credentials.load_or_create(self.credentials_path)
             records = self.store.load()
-            started: list[ServiceRecord] = []
             healthy = {name for name, record in records.items()
                        if name in PLATFORM_SERVICES and is_running(record) and http_ok(record.ready_url)}
+            for name in PLATFORM_SERVICES:
+                if name in healthy:
+                    report(f"{TITLES[name]} already running at {records[name].url}")
+            specs = self._specs([name for name in PLATFORM_SERVICES if name not in healthy], creds, records)
             # Every port checked before anything starts: a taken MLflow port fails at once, not after SeaweedFS
             # started and stopped again.
-            for name in PLATFORM_SERVICES:
-                if name not in healthy and not (records.get(name) and is_running(records[name])):
-                    require_free_ports(self._spec(name, creds, records))
-            try:
-                for name in PLATFORM_SERVICES:
-                    record = records.get(name)
-                    if name in healthy and record:
-                        report(f"{TITLES[name]} already running at {record.url}")
-                        continue
-                    if record:
-                        # Crashed or hung since the last `up`: clear what is left before starting afresh.
-                        stop_service(record, self.settings.stop_timeout)
-                    spec = self._spec(name, creds, records)
-                    report(f"Starting {spec.title} on {spec.url}")
-                    began = time.monotonic()
-                    record = start_service(spec, self.log_path(name), self.settings.startup_timeout,
-                                           self.settings.stop_timeout)
-                    started.append(record)
-                    records[name] = record
-                    self.store.save(records)
-                    if name == "seaweedfs":
-                        ensure_buckets(spec.url, creds)
-                    report(f"{spec.title} ready in {time.monotonic() - began:.1f} s")
-            except BaseException:
-                for record in reversed(started):
-                    stop_service(record, self.settings.stop_timeout)
-                    records.pop(record.name, None)
-                self.store.save(records)
-                raise
+            for name, spec in specs.items():
+                if not (records.get(name) and is_running(records[name])):
+                    require_free_ports(spec)
+            for name in specs:
+                if records.get(name):
+                    # Crashed or hung since the last `up`: clear what is left before starting afresh.
+                    stop_service(records.pop(name), self.settings.stop_timeout)
+            self._start_all(specs, creds, records, report)
         return self.status()
 
-    def _spec(self, name: str, creds: credentials.S3Credentials, records: dict[str, ServiceRecord]) -> ServiceSpec:
-        if name == "seaweedfs":
-            return seaweedfs_spec(self.settings, self.state_dir, creds)
-        if name == "mlflow":
-            store = records.get("seaweedfs")
-            return mlflow_spec(self.settings, self.state_dir, creds,
-                               store.url if store else f"http://{HOST}:{self.settings.s3_port}")
-        raise ValueError(f"unknown platform service {name!r}")
+    def _start_all(self, specs: dict[str, ServiceSpec], creds: credentials.S3Credentials,
+                   records: dict[str, ServiceRecord], report: Reporter) -> None:
+        """Start ``specs`` concurrently (none needs another to start); on any failure stop every one of them."""
+        saving = threading.Lock()
+
+        def start(name: str) -> ServiceRecord:
+            spec = specs[name]
+            report(f"Starting {spec.title} on {spec.url}")
+            began = time.monotonic()
+            database = mlflow_database(self.state_dir)
+            new_database = (name == "mlflow" and not database.exists()
+                            and not seed_mlflow_database(self.settings, database))
+            record = start_service(spec, self.log_path(name), self.settings.startup_timeout,
+                                   self.settings.stop_timeout)
+            with saving:  # recorded at once: a kfops killed now still leaves the process to `down`
+                records[name] = record
+                self.store.save(records)
+            detail = ""
+            if name == "seaweedfs":
+                volumes = wait_for_volumes(spec, seaweedfs_data_dir(self.state_dir), self.settings.startup_timeout)
+                ensure_buckets(spec.url, creds)
+                detail = f" ({volumes} volume{'' if volumes == 1 else 's'} served)" if volumes else ""
+            if new_database:
+                save_mlflow_template(self.settings, database)
+            report(f"{spec.title} ready in {time.monotonic() - began:.1f} s{detail}")
+            return record
+
+        pool = ThreadPoolExecutor(max_workers=max(len(specs), 1), thread_name_prefix="kfops-up")
+        futures = {name: pool.submit(start, name) for name in specs}
+        interrupted: BaseException | None = None
+        try:
+            wait(futures.values())
+        except BaseException as error:  # Ctrl-C while waiting: let every start finish or fail, then clean up
+            interrupted = error
+        pool.shutdown(wait=True)
+        failures = [failure for future in futures.values() if (failure := future.exception()) is not None]
+        if interrupted or failures:
+            for name in futures:
+                if name in records:
+                    stop_service(records.pop(name), self.settings.stop_timeout)
+            self.store.save(records)
+            raise interrupted or failures[0]
+
+    def _specs(self, names: list[str], creds: credentials.S3Credentials,
+               records: dict[str, ServiceRecord]) -> dict[str, ServiceSpec]:
+        """The specs of the services ``up`` starts, each built once (building one picks its internal ports)."""
+        specs: dict[str, ServiceSpec] = {}
+        for name in names:
+            if name == "seaweedfs":
+                specs[name] = seaweedfs_spec(self.settings, self.state_dir, creds)
+            elif name == "mlflow":
+                store = specs.get("seaweedfs") or records.get("seaweedfs")
+                specs[name] = mlflow_spec(self.settings, self.state_dir, creds,
+                                          store.url if store else f"http://{HOST}:{self.settings.s3_port}")
+            else:
+                raise ValueError(f"unknown platform service {name!r}")
+        return specs
 
     @in_step("local down")
     def down(self, report: Reporter = lambda _message: None) -> list[str]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import re
 import shutil
+import sqlite3
 import sys
 import sysconfig
 import time
@@ -52,6 +56,11 @@ def s3_env(endpoint: str, creds: S3Credentials) -> dict[str, str]:
     }
 
 
+def seaweedfs_data_dir(state_dir: Path) -> Path:
+    """Where SeaweedFS keeps its volumes (``<collection>_<id>.dat`` and their indexes)."""
+    return state_dir / "seaweedfs" / "data"
+
+
 def seaweedfs_spec(settings: LocalSettings, state_dir: Path, creds: S3Credentials) -> ServiceSpec:
     """A single ``weed server`` process: master, volume server, filer and S3 gateway, data under the state dir.
 
@@ -60,7 +69,7 @@ def seaweedfs_spec(settings: LocalSettings, state_dir: Path, creds: S3Credential
     SeaweedFS otherwise names it after the master port, which would lose the cluster topology on restart.
     """
     root = state_dir / "seaweedfs"
-    data = root / "data"
+    data = seaweedfs_data_dir(state_dir)
     master = root / "master"
     for directory in (data, master):
         directory.mkdir(parents=True, exist_ok=True)
@@ -101,6 +110,64 @@ def seaweedfs_spec(settings: LocalSettings, state_dir: Path, creds: S3Credential
         url=url,
         port_settings={"s3": "--s3-port / KFOPS_S3_PORT"},
     )
+
+
+#: A SeaweedFS volume on disk: ``<collection>_<id>.dat``, or ``<id>.dat`` outside any collection.
+_VOLUME_FILE = re.compile(r"^(?:(?P<collection>.+)_)?(?P<id>\d+)\.dat$")
+
+
+def volumes_on_disk(data_dir: Path) -> set[tuple[str, int]]:
+    """Every volume SeaweedFS keeps in ``data_dir``, as ``(collection, id)``."""
+    found: set[tuple[str, int]] = set()
+    for path in data_dir.glob("*.dat"):
+        match = _VOLUME_FILE.match(path.name)
+        if match:
+            found.add((match["collection"] or "", int(match["id"])))
+    return found
+
+
+def volumes_served(master_url: str) -> set[tuple[str, int]]:
+    """The volumes SeaweedFS's master knows a location for (its ``/vol/status``), as ``(collection, id)``."""
+    import requests
+
+    status = requests.get(f"{master_url}/vol/status", timeout=2).json()
+    served: set[tuple[str, int]] = set()
+    for racks in (status.get("Volumes", {}).get("DataCenters") or {}).values():
+        for nodes in racks.values():
+            for volumes in nodes.values():
+                served.update((volume.get("Collection", ""), int(volume["Id"])) for volume in volumes or [])
+    return served
+
+
+def wait_for_volumes(spec: ServiceSpec, data_dir: Path, timeout: float = 60.0) -> int:
+    """Wait until SeaweedFS's master serves every volume on disk; the number of volumes.
+
+    After a restart the S3 gateway answers its health check before the volume server has re-registered its volumes
+    with the master; a read in that window fails with InternalError although nothing is lost. ``up`` returns only
+    once every object stored before can be read.
+
+    Raises:
+        KfopsError: Some volume is still not served after ``timeout`` seconds.
+    """
+    import requests
+
+    expected = volumes_on_disk(data_dir)
+    master = f"http://{HOST}:{spec.ports['master']}"
+    deadline = time.monotonic() + timeout
+    missing = expected
+    while missing:
+        with contextlib.suppress(requests.RequestException, ValueError):  # the master is still starting
+            missing = expected - volumes_served(master)
+        if not missing:
+            break
+        if time.monotonic() > deadline:
+            names = ", ".join(f"{collection or '-'}/{number}" for collection, number in sorted(missing))
+            raise KfopsError(f"SeaweedFS has not loaded {len(missing)} volume(s) from {data_dir} within "
+                             f"{timeout:.0f} s ({names})",
+                             "read the seaweedfs log with `kfops local logs seaweedfs`; a volume file it cannot "
+                             "load is named there")
+        time.sleep(0.1)
+    return len(expected)
 
 
 def ensure_buckets(endpoint: str, creds: S3Credentials, buckets: tuple[str, ...] = BUCKETS,
@@ -151,7 +218,7 @@ def mlflow_spec(settings: LocalSettings, state_dir: Path, creds: S3Credentials, 
     port = settings.mlflow_port
     argv = [
         sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--backend-store-uri", f"sqlite:///{mlflow_database(state_dir)}",
         "--default-artifact-root", MLFLOW_ARTIFACT_ROOT, "--no-serve-artifacts",
         "--host", HOST, "--port", str(port),
         # One worker: the registry is SQLite and this is a two-core developer machine.
@@ -172,6 +239,74 @@ def mlflow_spec(settings: LocalSettings, state_dir: Path, creds: S3Credentials, 
     )
 
 
+
+
+def mlflow_database(state_dir: Path) -> Path:
+    """The MLflow server's SQLite tracking and registry store."""
+    return state_dir / "mlflow" / "mlflow.db"
+
+
+def mlflow_template(settings: LocalSettings) -> Path:
+    """Where an empty, migrated MLflow database for this MLflow version and artifact root is cached."""
+    from importlib.metadata import version
+
+    cache = settings.cache_dir or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kfops"
+    root = hashlib.sha256(MLFLOW_ARTIFACT_ROOT.encode()).hexdigest()[:12]
+    return cache / f"mlflow-{version('mlflow')}-{root}.db"
+
+
+def seed_mlflow_database(settings: LocalSettings, database: Path) -> bool:
+    """Start a new MLflow database from the cached empty template, skipping MLflow's first migration (about 3 s).
+
+    Returns:
+        Whether the database was seeded (False: it exists already, or there is no template yet).
+    """
+    template = mlflow_template(settings)
+    if database.exists() or not template.is_file():
+        return False
+    seeding = database.with_name(f".{database.name}.seeding")
+    try:
+        database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.copyfile(template, seeding)
+        seeding.chmod(0o600)
+        now = int(time.time() * 1000)
+        with contextlib.closing(sqlite3.connect(seeding)) as db, db:
+            # The Default experiment is created now, not when the template was.
+            db.execute("UPDATE experiments SET creation_time = ?, last_update_time = ? WHERE experiment_id = 0",
+                       (now, now))
+        seeding.replace(database)
+    except (OSError, sqlite3.Error):
+        seeding.unlink(missing_ok=True)
+        return False  # MLflow migrates a new database itself, as without a template
+    return True
+
+
+def save_mlflow_template(settings: LocalSettings, database: Path) -> bool:
+    """Cache ``database``, just created and migrated by MLflow and still empty, as the template for new state dirs.
+
+    Returns:
+        Whether a template was written (never over an existing one, never from a database that holds anything).
+    """
+    template = mlflow_template(settings)
+    if template.exists():
+        return False
+    partial = template.with_name(f".{template.name}.{os.getpid()}")
+    try:
+        template.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as source, \
+                contextlib.closing(sqlite3.connect(partial)) as copy:
+            source.backup(copy)
+            counts = [copy.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - fixed names
+                      for table in ("experiments", "runs", "registered_models")]
+        if counts != [1, 0, 0]:  # anything beyond the Default experiment: not an empty store
+            partial.unlink()
+            return False
+        partial.chmod(0o600)
+        partial.replace(template)
+    except (OSError, sqlite3.Error):
+        partial.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def seldon_python(settings: LocalSettings) -> Path:

