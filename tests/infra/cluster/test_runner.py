@@ -117,4 +117,5 @@ def test_the_outcome_is_read_back_from_katib_and_the_registry(local_platform: ob
     assert summary.promotion == decision.as_dict()
     assert summary.serving.endpoints == {
         "v2": f"http://kfops-model-default.kubeflow.svc.cluster.local:8000/v2/models/{model}/infer",
-        "v1": "http://kfops-model-v1-default.kubeflow.svc.cluster.local:8000/api/v1.0/predictions"}
+        "v1": "http://kfops-model-v1-default.kubeflow.svc.cluster.local:8000/api/v1.0/predictions",
+        "v2-grpc": "grpc://kfops-model-default.kubeflow.svc.cluster.local:5001"}
