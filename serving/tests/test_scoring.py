@@ -59,3 +59,27 @@ def test_a_model_that_checks_feature_names_still_gets_them(tmp_path: Path) -> No
         warnings.simplefilter("error")  # scikit-learn warns when a model fitted with names gets a bare array
         scored = scorer.predict_validated(rows)
     np.testing.assert_array_equal(scored, scorer.model.predict(pd.DataFrame(rows, columns=scorer.columns)))
+
+
+def test_the_wrapper_master_preloads_everything_a_worker_needs_to_load_a_model(tmp_path: Path) -> None:
+    # A fresh interpreter, as a gunicorn master is: after preload_libraries(), loading a model (each worker's job)
+    # imports nothing of MLflow, scikit-learn, skops or pandas any more.
+    import subprocess
+    import sys
+
+    from sklearn.linear_model import ElasticNet
+
+    model = saved(tmp_path, ElasticNet(alpha=0.01))
+    probe = f"""
+import sys
+from kfops_serving.seldon_server import preload_libraries
+preload_libraries()
+before = set(sys.modules)
+from kfops_serving.scoring import load
+load({str(model)!r})
+heavy = sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ("mlflow", "sklearn", "skops", "pandas"))
+print(heavy)
+"""
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
