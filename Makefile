@@ -76,6 +76,7 @@ bench: venv ## Regenerate every figure of benchmarks/README.md (JSON + PNG in be
 	$(BIN)/python benchmarks/tuning_overhead.py
 	$(BIN)/python benchmarks/pipeline_walltime.py
 	$(BIN)/python benchmarks/serving_throughput.py
+	$(BIN)/python benchmarks/profile_request.py
 	$(BIN)/python benchmarks/soak.py
 
 demo: venv ## Start the local platform and run the whole workflow on it (offline, wine-quality recipe)
