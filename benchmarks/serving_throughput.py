@@ -24,10 +24,7 @@ import contextlib
 import json
 import os
 import platform
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,29 +53,19 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def process(argv: list[str], ready_url: str, *, env: dict[str, str] | None = None, cwd: Path | None = None,
-            log: Path) -> Iterator[None]:
-    """Run ``argv`` in its own process group until the block ends; wait until ``ready_url`` answers 200."""
-    from infra.local.processes import http_ok
+def process(argv: list[str], port: int, ready_path: str, *, env: dict[str, str] | None = None,
+            cwd: Path | None = None, log: Path) -> Iterator[None]:
+    """Run a peer as kfops runs its own services (its own process group, ready-checked, stopped as a group)."""
+    from infra.local.processes import ServiceSpec, start_service, stop_service
 
-    with log.open("ab") as out:
-        proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    spec = ServiceSpec(name=log.stem, title=log.stem, argv=argv, env=env or {}, ports={"http": port},
+                       ready_url=f"{url}{ready_path}", url=url, cwd=cwd)
+    record = start_service(spec, log, timeout=180, grace=20)
     try:
-        deadline = time.monotonic() + 180
-        while not http_ok(ready_url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{argv[0]} did not become ready at {ready_url}; see {log}")
-            time.sleep(0.2)
         yield
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_service(record, grace=20)
 
 
 @contextlib.contextmanager
@@ -107,19 +94,17 @@ def peers(served: Served) -> Iterator[dict[str, tuple[str, str]]]:
         stack.enter_context(process(
             [str(BIN / "mlflow"), "models", "serve", "-m", served.model_dir, "--env-manager", "local",
              "-h", "127.0.0.1", "-p", str(ports["mlflow"]), "-w", str(CORES)],
-            f"http://127.0.0.1:{ports['mlflow']}/ping", env=env, log=work / "mlflow-serve.log"))
-        stack.enter_context(process([str(BIN / "mlserver"), "start", str(stock_repo)],
-                                    f"http://127.0.0.1:{ports['mlserver']}/v2/models/{name}/ready", env=env,
-                                    log=work / "stock-mlserver.log"))
-        stack.enter_context(process(seldon(ports["seldon"]), f"http://127.0.0.1:{ports['seldon']}/health/ping",
-                                    env=seldon_env, cwd=PEERS, log=work / "stock-seldon.log"))
-        stack.enter_context(process(seldon(ports["seldon-tuned"], "--workers", str(CORES)),
-                                    f"http://127.0.0.1:{ports['seldon-tuned']}/health/ping", env=seldon_env,
-                                    cwd=PEERS, log=work / "stock-seldon-tuned.log"))
+            ports["mlflow"], "/ping", env=env, log=work / "mlflow-serve.log"))
+        stack.enter_context(process([str(BIN / "mlserver"), "start", str(stock_repo)], ports["mlserver"],
+                                    f"/v2/models/{name}/ready", env=env, log=work / "stock-mlserver.log"))
+        stack.enter_context(process(seldon(ports["seldon"]), ports["seldon"], "/health/ping", env=seldon_env,
+                                    cwd=PEERS, log=work / "stock-seldon.log"))
+        stack.enter_context(process(seldon(ports["seldon-tuned"], "--workers", str(CORES)), ports["seldon-tuned"],
+                                    "/health/ping", env=seldon_env, cwd=PEERS, log=work / "stock-seldon-tuned.log"))
         stack.enter_context(process(
             [str(BIN / "uvicorn"), "ceiling:app", "--app-dir", str(PEERS), "--host", "127.0.0.1",
              "--port", str(ports["ceiling"]), "--workers", str(CORES), "--no-access-log", "--log-level", "warning"],
-            f"http://127.0.0.1:{ports['ceiling']}/", log=work / "ceiling.log"))
+            ports["ceiling"], "/", log=work / "ceiling.log"))
         yield {
             KFOPS_V2: ("OpenInferenceUser", served.host("v2")),
             KFOPS_V1: ("SeldonUser", served.host("v1")),

@@ -40,6 +40,7 @@ class ServiceSpec:
         ready_url: URL that answers 200 once the service can take requests.
         url: What users point a client or browser at.
         port_settings: For each public port role, the setting that changes it (named in port-conflict errors).
+        cwd: Working directory of the process (default: the caller's).
     """
 
     name: str
@@ -50,6 +51,7 @@ class ServiceSpec:
     ready_url: str
     url: str
     port_settings: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
 
 
 @dataclass
@@ -171,6 +173,7 @@ def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: floa
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=service_environment(spec.env),
+                cwd=spec.cwd,
                 start_new_session=True,
                 # The service's own data (SeaweedFS volumes, MLflow's database, logs) is its owner's only.
                 umask=PRIVATE_UMASK,

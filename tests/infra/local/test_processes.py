@@ -18,6 +18,7 @@ from infra.local.processes import (
     port_is_free,
     service_environment,
     start_service,
+    stop_service,
 )
 from infra.local.settings import HOST
 from kfops.base.errors import KfopsError
@@ -72,6 +73,19 @@ def test_exit_during_startup_names_the_service_and_the_log(tmp_path: Path) -> No
     spec = _spec("import sys; print('boom: cannot open database'); sys.exit(3)", port)
     with pytest.raises(KfopsError, match=r"Probe service exited during start-up with code 3.*cannot open database"):
         start_service(spec, tmp_path / "probe.log", timeout=30, grace=1)
+
+
+@pytest.mark.integration
+def test_a_service_runs_in_its_working_directory(tmp_path: Path) -> None:
+    # http.server serves its working directory: the marker answers 200 only if the service was started there.
+    (tmp_path / "marker.txt").write_text("here")
+    port = free_port()
+    spec = ServiceSpec(name="probe", title="Probe service", ports={"http": port}, env={}, cwd=tmp_path,
+                       argv=[sys.executable, "-m", "http.server", str(port), "--bind", HOST],
+                       ready_url=f"http://{HOST}:{port}/marker.txt", url=f"http://{HOST}:{port}")
+    record = start_service(spec, tmp_path / "probe.log", timeout=10, grace=1)
+    stop_service(record, 1)
+    assert not psutil.pid_exists(record.pid)
 
 
 def test_a_hung_start_is_abandoned_and_stopped(tmp_path: Path) -> None:
