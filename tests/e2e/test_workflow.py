@@ -170,6 +170,36 @@ def test_v2_over_grpc_answers_as_over_http(outcome: RunSummary) -> None:
     np.testing.assert_array_equal(np.asarray(output.contents.fp64_contents), np.asarray(over_http["data"]))
 
 
+#: Locust's user class for each endpoint the run reports (loadtest/locustfile.py).
+LOCUST_USERS = {"v2": "OpenInferenceUser", "v1": "SeldonUser", "v2-grpc": "OpenInferenceGrpcUser"}
+
+
+@pytest.mark.parametrize("endpoint", list(LOCUST_USERS))
+def test_locust_load_passes_the_slo_gates_on_every_endpoint(outcome: RunSummary, endpoint: str, tmp_path: Path,
+                                                            repo_root: Path) -> None:
+    # On kind this goes through Seldon's executor: REST on 8000 and gRPC on 5001 of the predictor Services.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    url = outcome.serving.endpoints[endpoint]
+    host = url if endpoint == "v2-grpc" else url.split("/v2/" if endpoint == "v2" else "/api/")[0]
+    verdict = tmp_path / "verdict.json"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "locust"), "-f", str(repo_root / "loadtest" / "locustfile.py"),
+         LOCUST_USERS[endpoint], "--headless", "-u", "4", "-r", "4", "-t", "3s", "--host", host, "--only-summary",
+         "--malformed-share", "0.2", "--slo-p99-ms", "5000", "--slo-max-failure-ratio", "0",
+         "--slo-verdict-file", str(verdict)],
+        env={**os.environ, "KFOPS_MODEL_NAME": outcome.training.model}, cwd=tmp_path, capture_output=True,
+        text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    gate = json.loads(verdict.read_text())
+    assert gate["met"], gate
+    assert gate["measured"]["requests"] > 0
+    assert gate["measured"]["failures"] == 0
+
+
 def test_the_run_reports_render_in_headless_chromium(outcome: RunSummary, target: str, tmp_path: Path) -> None:
     if target != "local":
         pytest.skip("a cluster run's reports are HTML artifacts in the KFP UI")
