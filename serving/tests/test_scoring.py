@@ -61,6 +61,7 @@ def test_a_model_that_checks_feature_names_still_gets_them(tmp_path: Path) -> No
     np.testing.assert_array_equal(scored, scorer.model.predict(pd.DataFrame(rows, columns=scorer.columns)))
 
 
+@pytest.mark.integration
 def test_the_wrapper_master_preloads_everything_a_worker_needs_to_load_a_model(tmp_path: Path) -> None:
     # A fresh interpreter, as a gunicorn master is: after preload_libraries(), loading a model (each worker's job)
     # imports nothing of MLflow, scikit-learn, skops or pandas any more.
