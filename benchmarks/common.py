@@ -34,8 +34,10 @@ class Served:
     endpoints: dict[str, str]
 
     def host(self, protocol: str) -> str:
-        """Base URL of the runtime serving ``protocol`` (``v2`` or ``v1``)."""
-        return self.endpoints[protocol].split("/v2/" if protocol == "v2" else "/api/")[0]
+        """Locust's ``--host`` for the endpoint ``protocol`` (``v2``, ``v1`` or ``v2-grpc``)."""
+        from loadtest.command import endpoint_host
+
+        return endpoint_host(protocol, self.endpoints[protocol])
 
 
 @contextlib.contextmanager
@@ -83,10 +85,10 @@ def locust(user: str, host: str, users: int, seconds: int, prefix: Path, model: 
            extra: Sequence[str] = ()) -> dict[str, Any]:
     """One headless Locust run of ``loadtest/locustfile.py``; its aggregated figures (good requests only when
     malformed ones are mixed in). Locust's CSVs and HTML report are left at ``prefix``."""
+    from loadtest.command import locust_command
+
     result = subprocess.run(
-        [str(BIN / "locust"), "-f", str(REPO_ROOT / "loadtest" / "locustfile.py"), user, "--headless",
-         "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--host", host, "--csv", str(prefix),
-         "--html", f"{prefix}.html", "--only-summary", *extra],
+        locust_command(user, host, users, seconds, "--csv", str(prefix), "--html", f"{prefix}.html", *extra),
         env={**os.environ, "KFOPS_MODEL_NAME": model}, cwd=prefix.parent, capture_output=True, text=True,
         timeout=seconds + 120, check=False)
     with open(f"{prefix}_stats.csv") as handle:

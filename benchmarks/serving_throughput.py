@@ -108,7 +108,7 @@ def peers(served: Served) -> Iterator[dict[str, tuple[str, str]]]:
         yield {
             KFOPS_V2: ("OpenInferenceUser", served.host("v2")),
             KFOPS_V1: ("SeldonUser", served.host("v1")),
-            KFOPS_GRPC: ("OpenInferenceGrpcUser", served.endpoints["v2-grpc"]),
+            KFOPS_GRPC: ("OpenInferenceGrpcUser", served.host("v2-grpc")),
             MLFLOW: ("MlflowServeUser", f"http://127.0.0.1:{ports['mlflow']}"),
             STOCK_MLSERVER: ("StockMLServerUser", f"http://127.0.0.1:{ports['mlserver']}"),
             STOCK_SELDON: ("SeldonUser", f"http://127.0.0.1:{ports['seldon']}"),

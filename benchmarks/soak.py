@@ -23,8 +23,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import group_rss, locust, output_dir, progress, publish, served_wine_model
+from loadtest.command import ENDPOINT_USERS
 
-USERS = {"v2": ("OpenInferenceUser", "mlserver"), "v1": ("SeldonUser", "seldon")}
+#: The serving runtime (its process group's memory is sampled) of each protocol soaked.
+SERVICES = {"v2": "mlserver", "v1": "seldon"}
 
 
 def sample_memory(pid: int, every: float, stop: threading.Event, samples: list[tuple[float, int]]) -> None:
@@ -35,7 +37,7 @@ def sample_memory(pid: int, every: float, stop: threading.Event, samples: list[t
 
 
 def soak(served: Any, protocol: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    user, service = USERS[protocol]
+    user, service = ENDPOINT_USERS[protocol], SERVICES[protocol]
     host = served.host(protocol)
     progress(f"{protocol}: measuring saturation ({args.saturation_seconds} s closed loop, {args.users} users)")
     saturation = locust(user, host, args.users, args.saturation_seconds, out / f"{protocol}-saturation",
@@ -102,7 +104,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--protocols", nargs="+", choices=sorted(USERS), default=["v2", "v1"])
+    parser.add_argument("--protocols", nargs="+", choices=sorted(SERVICES), default=["v2", "v1"])
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--malformed-share", type=float, default=0.02)
     parser.add_argument("--saturation-seconds", type=int, default=20)

@@ -13,12 +13,11 @@ import click
 from rich.table import Table
 
 from kfops.base.errors import KfopsError
-from kfops.base.paths import REPO_ROOT
 from kfops.cli.app import console, friendly_errors, local_settings, main, state_dir_option
+from loadtest.command import ENDPOINT_USERS, locust_binary, locust_command
 
-#: Locust user class and serving service per protocol (``loadtest/locustfile.py``).
-USERS = {"v2": ("OpenInferenceUser", "mlserver"), "v1": ("SeldonUser", "seldon"),
-         "v2-grpc": ("OpenInferenceGrpcUser", "mlserver")}
+#: The local service serving each endpoint.
+SERVICES = {"v2": "mlserver", "v1": "seldon", "v2-grpc": "mlserver"}
 
 
 @main.command("loadtest")
@@ -47,8 +46,7 @@ def loadtest(state_dir: Path, protocol: str, users: int, seconds: int, rate: flo
     from infra.local.serving import LocalServing
     from infra.local.settings import HOST
 
-    locust = Path(sys.executable).parent / "locust"
-    if not locust.exists():
+    if not locust_binary().exists():
         raise KfopsError("Locust is not installed in this environment",
                          "install it with `pip install 'kfops[loadtest]'`")
     platform = LocalPlatform(local_settings(state_dir))
@@ -58,7 +56,7 @@ def loadtest(state_dir: Path, protocol: str, users: int, seconds: int, rate: flo
         raise KfopsError(f"no champion is served from {platform.state_dir}",
                          "run the workflow first: `kfops pipeline run --local`")
     protocols = {"both": ["v2", "v1"], "all": ["v2", "v1", "v2-grpc"]}.get(protocol, [protocol])
-    missing = [p for p in protocols if USERS[p][1] not in records]
+    missing = [p for p in protocols if SERVICES[p] not in records]
     if missing:
         raise KfopsError(f"no {', '.join(missing)} endpoint is running", "start it with `kfops local up`")
     out = out_dir or platform.state_dir / "loadtests" / time.strftime("%Y%m%d-%H%M%S")
@@ -66,17 +64,16 @@ def loadtest(state_dir: Path, protocol: str, users: int, seconds: int, rate: flo
     model = deployed["model"]["name"]
     verdicts = {}
     for name in protocols:
-        user, service = USERS[name]
+        service = SERVICES[name]
         host = (f"grpc://{HOST}:{records[service].ports['grpc']}" if name == "v2-grpc" else records[service].url)
         console.print(f"Load-testing {name} at {host}: {users} users, {seconds} s...", highlight=False)
         verdict_file = out / f"{name}-verdict.json"
         subprocess.run(
-            [str(locust), "-f", str(REPO_ROOT / "loadtest" / "locustfile.py"), user, "--headless", "-u", str(users),
-             "-r", str(users), "-t", f"{seconds}s", "--host", host, "--only-summary",
-             "--csv", str(out / name), "--html", str(out / f"{name}.html"), "--rate", str(rate),
-             "--malformed-share", str(malformed_share), "--slo-p99-ms", str(slo_p99_ms),
-             "--slo-max-failure-ratio", str(slo_max_failure_ratio), "--slo-min-rps", str(slo_min_rps),
-             "--slo-verdict-file", str(verdict_file)],
+            locust_command(ENDPOINT_USERS[name], host, users, seconds,
+                           "--csv", str(out / name), "--html", str(out / f"{name}.html"), "--rate", str(rate),
+                           "--malformed-share", str(malformed_share), "--slo-p99-ms", str(slo_p99_ms),
+                           "--slo-max-failure-ratio", str(slo_max_failure_ratio), "--slo-min-rps", str(slo_min_rps),
+                           "--slo-verdict-file", str(verdict_file)),
             env={**os.environ, "KFOPS_MODEL_NAME": model}, cwd=out, capture_output=True, check=False,
             timeout=seconds + 120)
         if not verdict_file.exists():

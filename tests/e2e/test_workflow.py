@@ -170,27 +170,20 @@ def test_v2_over_grpc_answers_as_over_http(outcome: RunSummary) -> None:
     np.testing.assert_array_equal(np.asarray(output.contents.fp64_contents), np.asarray(over_http["data"]))
 
 
-#: Locust's user class for each endpoint the run reports (loadtest/locustfile.py).
-LOCUST_USERS = {"v2": "OpenInferenceUser", "v1": "SeldonUser", "v2-grpc": "OpenInferenceGrpcUser"}
-
-
-@pytest.mark.parametrize("endpoint", list(LOCUST_USERS))
-def test_locust_load_passes_the_slo_gates_on_every_endpoint(outcome: RunSummary, endpoint: str, tmp_path: Path,
-                                                            repo_root: Path) -> None:
+@pytest.mark.parametrize("endpoint", ["v2", "v1", "v2-grpc"])
+def test_locust_load_passes_the_slo_gates_on_every_endpoint(outcome: RunSummary, endpoint: str, tmp_path: Path) -> None:
     # On kind this goes through Seldon's executor: REST on 8000 and gRPC on 5001 of the predictor Services.
     import json
     import os
     import subprocess
-    import sys
 
-    url = outcome.serving.endpoints[endpoint]
-    host = url if endpoint == "v2-grpc" else url.split("/v2/" if endpoint == "v2" else "/api/")[0]
+    from loadtest.command import ENDPOINT_USERS, endpoint_host, locust_command
+
+    host = endpoint_host(endpoint, outcome.serving.endpoints[endpoint])
     verdict = tmp_path / "verdict.json"
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "locust"), "-f", str(repo_root / "loadtest" / "locustfile.py"),
-         LOCUST_USERS[endpoint], "--headless", "-u", "4", "-r", "4", "-t", "3s", "--host", host, "--only-summary",
-         "--malformed-share", "0.2", "--slo-p99-ms", "5000", "--slo-max-failure-ratio", "0",
-         "--slo-verdict-file", str(verdict)],
+        locust_command(ENDPOINT_USERS[endpoint], host, 4, 3, "--malformed-share", "0.2", "--slo-p99-ms", "5000",
+                       "--slo-max-failure-ratio", "0", "--slo-verdict-file", str(verdict)),
         env={**os.environ, "KFOPS_MODEL_NAME": outcome.training.model}, cwd=tmp_path, capture_output=True,
         text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -21,6 +21,7 @@ from infra.local.target import LocalTarget
 from kfops.base.errors import KfopsError
 from kfops.base.recipes import WINE_QUALITY
 from kfops_serving.protocols import open_inference_v2, seldon_v1
+from loadtest.command import locust_command
 from tests.serving.conftest import NAME
 from trainer.data import load_frame, split
 
@@ -263,12 +264,11 @@ def test_compatibility_check_refuses_a_pickle_for_the_python_312_wrapper(serving
     check_compatibility(model, {"v2": serving.runtime("v2")})  # same Python as training: fine
 
 
-def test_locust_counts_malformed_requests_and_windows_against_the_real_server(serving: LocalServing, tmp_path: Path,
-                                                                              repo_root: Path) -> None:
+def test_locust_counts_malformed_requests_and_windows_against_the_real_server(serving: LocalServing,
+                                                                              tmp_path: Path) -> None:
     # The gate failing (exit 1) is checked through `kfops loadtest` below.
     base = serving.platform.records()["mlserver"].url
-    command = [str(Path(sys.executable).parent / "locust"), "-f", str(repo_root / "loadtest" / "locustfile.py"),
-               "OpenInferenceUser", "--headless", "-u", "4", "-r", "4", "-t", "4s", "--host", base, "--only-summary"]
+    command = locust_command("OpenInferenceUser", base, 4, 4)
     env = {**__import__("os").environ, "KFOPS_MODEL_NAME": NAME}
     # With malformed requests mixed in: each counts as a success only if it gets a 4xx, so "SLOs met" at a failure
     # ratio of 0 says every good request got 200 and every malformed one a 4xx.
