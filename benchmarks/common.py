@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,14 @@ def group_rss(pid: int) -> int:
             if os.getpgid(proc.pid) == pid:
                 total += proc.memory_info().rss
     return total
+
+
+def print_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Print a Markdown table, as benchmarks/README.md shows the figures."""
+    print(f"| {' | '.join(header)} |")
+    print(f"|{' --- |' * len(header)}")
+    for row in rows:
+        print(f"| {' | '.join(str(cell) for cell in row)} |")
 
 
 def output_dir(name: str) -> Path:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import BIN, bar_chart, locust, output_dir, progress, publish, served_wine_model
+from benchmarks.common import BIN, bar_chart, locust, output_dir, print_table, progress, publish, served_wine_model
 
 #: Stages, most specific first: a sample goes to the first stage one of its frames matches (file, function).
 STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
@@ -121,10 +121,8 @@ def main() -> int:
                     f"{record['rps']} RPS; {machine})")
     publish(out, "profile")
     print(f"\n{record['rps']} requests/s, p99 {load['p99_ms']:.0f} ms; the server's CPU time: {us} us per request\n")
-    print("| stage | share of the server's samples | CPU per request |")
-    print("| --- | --- | --- |")
-    for name, share in table.items():
-        print(f"| {name} | {share:.0%} | {share * us:.0f} us |")
+    print_table(("stage", "share of the server's samples", "CPU per request"),
+                ((name, f"{share:.0%}", f"{share * us:.0f} us") for name, share in table.items()))
     print(f"\nwritten: {out / 'profile.json'}, {out / 'profile.png'}")
     return 0
 

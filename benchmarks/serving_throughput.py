@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import BIN, Served, locust, output_dir, progress, publish, served_wine_model
+from benchmarks.common import BIN, Served, locust, output_dir, print_table, progress, publish, served_wine_model
 from kfops.base.paths import REPO_ROOT
 
 PEERS = REPO_ROOT / "benchmarks" / "peers"
@@ -181,11 +181,9 @@ def main() -> int:
 
     ceiling = cells[CEILING]["rps"]
     print(f"\n{title}\n")
-    print("| target | RPS | p50 ms | p99 ms | failed | share of the ceiling |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, cell in cells.items():
-        print(f"| {name} | {cell['rps']:.0f} | {cell['p50_ms']:.0f} | {cell['p99_ms']:.0f} | {cell['failures']} | "
-              f"{cell['rps'] / ceiling:.0%} |")
+    print_table(("target", "RPS", "p50 ms", "p99 ms", "failed", "share of the ceiling"),
+                ((name, f"{cell['rps']:.0f}", f"{cell['p50_ms']:.0f}", f"{cell['p99_ms']:.0f}", cell["failures"],
+                  f"{cell['rps'] / ceiling:.0%}") for name, cell in cells.items()))
     print()
     for goal, met in verdicts.items():
         print(f"  {'met ' if met else 'MISS'} {goal}")
