@@ -58,7 +58,7 @@ SELDON_OPERATOR = "seldon-controller-manager"
 
 
 @dataclass(frozen=True)
-class Target:
+class StackScope:
     """What the checks look at: the namespace, and how the stack deploys the pipeline."""
 
     namespace: str
@@ -66,12 +66,12 @@ class Target:
     context: str | None = None
 
 
-def from_stack(stack: str) -> Target:
+def from_stack(stack: str) -> StackScope:
     """The namespace, KFP mode and kube context of a stack (``Pulumi.<stack>.yaml``)."""
     from infra.cluster.render import load_stack_config
 
     _, config, _ = load_stack_config(stack)
-    return Target(namespace=config.get("kfops:namespace", "kubeflow"),
+    return StackScope(namespace=config.get("kfops:namespace", "kubeflow"),
                   kfp_mode=config.get("kfops:kfpMode", "kubernetes"), context=config.get("kubernetes:context"))
 
 
@@ -87,7 +87,7 @@ def check_api(api: Any) -> Check:
     return ok("API server", f"answers, Kubernetes {version.git_version}")
 
 
-def check_crds(api: Any, target: Target) -> list[Check]:
+def check_crds(api: Any, scope: StackScope) -> list[Check]:
     """Each CRD the workflow uses is installed and serves the version it uses."""
     from kubernetes import client
 
@@ -95,8 +95,8 @@ def check_crds(api: Any, target: Target) -> list[Check]:
     found = []
     for name, version in CRDS.items():
         label = f"CRD {name}"
-        if name in K8S_NATIVE_CRDS and target.kfp_mode != "kubernetes":
-            found.append(ok(label, f"not needed (kfops:kfpMode is {target.kfp_mode})"))
+        if name in K8S_NATIVE_CRDS and scope.kfp_mode != "kubernetes":
+            found.append(ok(label, f"not needed (kfops:kfpMode is {scope.kfp_mode})"))
             continue
         try:
             crd = extensions.read_custom_resource_definition(name)
@@ -113,7 +113,7 @@ def check_crds(api: Any, target: Target) -> list[Check]:
     return found
 
 
-def check_webhooks(api: Any, target: Target) -> list[Check]:
+def check_webhooks(api: Any, scope: StackScope) -> list[Check]:
     """Each admission webhook the workflow's objects pass has a ready endpoint (else they are refused)."""
     from kubernetes import client
 
@@ -121,7 +121,7 @@ def check_webhooks(api: Any, target: Target) -> list[Check]:
     found = []
     for what, service in WEBHOOKS.items():
         label = f"webhook {what}"
-        if service is kfp.PIPELINE_VERSION_WEBHOOK and target.kfp_mode != "kubernetes":
+        if service is kfp.PIPELINE_VERSION_WEBHOOK and scope.kfp_mode != "kubernetes":
             continue
         try:
             endpoints = core.read_namespaced_endpoints(service.name, service.namespace)
@@ -140,15 +140,15 @@ def check_webhooks(api: Any, target: Target) -> list[Check]:
     return found
 
 
-def check_namespace(api: Any, target: Target) -> list[Check]:
+def check_namespace(api: Any, scope: StackScope) -> list[Check]:
     """The namespace exists with the labels Katib and KFP act on."""
     from kubernetes import client
 
     try:
-        namespace = client.CoreV1Api(api).read_namespace(target.namespace)
+        namespace = client.CoreV1Api(api).read_namespace(scope.namespace)
     except client.ApiException as error:
         if _status(error) == 404:
-            return [fail(f"namespace {target.namespace}", "does not exist", "run `pulumi up` for the stack")]
+            return [fail(f"namespace {scope.namespace}", "does not exist", "run `pulumi up` for the stack")]
         raise
     labels = namespace.metadata.labels or {}
     found = []
@@ -158,9 +158,9 @@ def check_namespace(api: Any, target: Target) -> list[Check]:
         (key, value), = wanted.items()
         label = f"namespace label {key}"
         if labels.get(key) == value:
-            found.append(ok(label, f"{target.namespace} has {key}={value}"))
+            found.append(ok(label, f"{scope.namespace} has {key}={value}"))
         else:
-            fix = f"kubectl label namespace {target.namespace} {key}={value} (or run `pulumi up`)"
+            fix = f"kubectl label namespace {scope.namespace} {key}={value} (or run `pulumi up`)"
             found.append(fail(label, f"missing: {why}", fix) if status == "fail" else warn(label, "missing: " + why,
                                                                                          fix))
     return found
@@ -181,12 +181,12 @@ def _keys(kind: str, read: Callable[[], Any], wanted: set[str], fix: str) -> Che
         ok(kind, f"has {', '.join(sorted(wanted))}")
 
 
-def check_objects(api: Any, target: Target) -> list[Check]:
+def check_objects(api: Any, scope: StackScope) -> list[Check]:
     """The Secrets, ConfigMaps, ServiceAccount and PodDefaults the program creates exist, with their keys."""
     from kubernetes import client
 
     core = client.CoreV1Api(api)
-    ns = target.namespace
+    ns = scope.namespace
     fix = "run `pulumi up` for the stack (the program creates it)"
     from infra.cluster.object_store import RCLONE_PREFIX
 
@@ -233,15 +233,15 @@ def runner_grants() -> list[tuple[str, str, str, str | None, str]]:
     return listed
 
 
-def check_rbac(api: Any, target: Target) -> list[Check]:
+def check_rbac(api: Any, scope: StackScope) -> list[Check]:
     """The runner's ServiceAccount may do each thing a run does (one SubjectAccessReview per grant)."""
     from kubernetes import client
 
     authorization = client.AuthorizationV1Api(api)
-    user = f"system:serviceaccount:{target.namespace}:{PIPELINE_SERVICE_ACCOUNT}"
+    user = f"system:serviceaccount:{scope.namespace}:{PIPELINE_SERVICE_ACCOUNT}"
     found = []
     for group, resource, verb, name, why in runner_grants():
-        attributes = client.V1ResourceAttributes(namespace=target.namespace, group=group, resource=resource,
+        attributes = client.V1ResourceAttributes(namespace=scope.namespace, group=group, resource=resource,
                                                  verb=verb, name=name)
         review = authorization.create_subject_access_review(client.V1SubjectAccessReview(
             spec=client.V1SubjectAccessReviewSpec(user=user, resource_attributes=attributes)))
@@ -261,7 +261,7 @@ print("object store and MLflow answer")
 """
 
 
-def check_probe(api: Any, target: Target, timeout: float = 180, poll: float = 2) -> Check:
+def check_probe(api: Any, scope: StackScope, timeout: float = 180, poll: float = 2) -> Check:
     """Run a short-lived Job in the namespace, with the env every step gets, that reaches the store and MLflow."""
     from kubernetes import client
 
@@ -283,22 +283,22 @@ def check_probe(api: Any, target: Target, timeout: float = 180, poll: float = 2)
                                                         PIPELINE_SERVICE_ACCOUNT, containers=[client.V1Container(
                                                             name="probe", image=PROJECT_IMAGE,
                                                             command=["python", "-c", PROBE], env=env)]))))
-    batch.create_namespaced_job(target.namespace, job)
+    batch.create_namespaced_job(scope.namespace, job)
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            status = batch.read_namespaced_job(name, target.namespace).status
+            status = batch.read_namespaced_job(name, scope.namespace).status
             if status.succeeded:
                 return ok("object store and MLflow from the namespace", "a pod with the steps' env reached both")
             if status.failed:
                 return fail("object store and MLflow from the namespace", "a pod with the steps' env failed to reach "
-                                                                          "them", f"kubectl -n {target.namespace} "
+                                                                          "them", f"kubectl -n {scope.namespace} "
                                                                                   f"logs job/{name}")
             time.sleep(poll)
         return fail("object store and MLflow from the namespace", f"the probe Job did not finish in {timeout:.0f} s",
-                    f"kubectl -n {target.namespace} describe job {name}")
+                    f"kubectl -n {scope.namespace} describe job {name}")
     finally:
-        batch.delete_namespaced_job(name, target.namespace, propagation_policy="Background")
+        batch.delete_namespaced_job(name, scope.namespace, propagation_policy="Background")
 
 
 def check_seldon(api: Any) -> Check:
@@ -321,26 +321,26 @@ def check_seldon(api: Any) -> Check:
                                         "licence") if warning else ok("Seldon Core", f"{version} (Apache-2.0)")
 
 
-def run_checks(api: Any, target: Target, probe: bool = True) -> list[Check]:
+def run_checks(api: Any, scope: StackScope, probe: bool = True) -> list[Check]:
     """Every cluster check; one that cannot run is its own failure, and the others still run."""
     found = guarded("API server", lambda: check_api(api), "check the kube context (kubectl cluster-info)")
     if found[0].status == "fail":
         return found
     steps: list[tuple[str, Callable[[], Check | list[Check]], str]] = [
-        ("CRDs", lambda: check_crds(api, target), "kubectl get crd"),
-        ("webhooks", lambda: check_webhooks(api, target), "kubectl get endpoints -A"),
-        ("namespace", lambda: check_namespace(api, target), "run `pulumi up`"),
-        ("objects", lambda: check_objects(api, target), "run `pulumi up`"),
-        ("RBAC", lambda: check_rbac(api, target), "run `pulumi up`"),
+        ("CRDs", lambda: check_crds(api, scope), "kubectl get crd"),
+        ("webhooks", lambda: check_webhooks(api, scope), "kubectl get endpoints -A"),
+        ("namespace", lambda: check_namespace(api, scope), "run `pulumi up`"),
+        ("objects", lambda: check_objects(api, scope), "run `pulumi up`"),
+        ("RBAC", lambda: check_rbac(api, scope), "run `pulumi up`"),
         ("Seldon Core", lambda: check_seldon(api), "kubectl -n seldon-system get deploy"),
     ]
     if probe:
-        steps.append(("probe", lambda: check_probe(api, target), f"kubectl -n {target.namespace} get jobs"))
+        steps.append(("probe", lambda: check_probe(api, scope), f"kubectl -n {scope.namespace} get jobs"))
     return [*found, *(check for name, step, fix in steps for check in guarded(name, step, fix))]
 
 
-def api_client(target: Target) -> Any:
+def api_client(scope: StackScope) -> Any:
     """A Kubernetes client for the stack's kube context (the current one when the stack names none)."""
     from kubernetes import config
 
-    return config.new_client_from_config(context=target.context)
+    return config.new_client_from_config(context=scope.context)

@@ -28,7 +28,8 @@ class LocalTuning:
     def run(self, experiment: dict[str, Any], *, timeout: float, workdir: Path,
             on_trial: TrialListener | None = None) -> dict[str, Any]:
         """See :class:`components.targets.TuningExecutor`."""
-        from infra.local.katib.executor import Trial, run_local_experiment
+        from infra.local.katib.executor import run_local_experiment
+        from infra.local.katib.trials import Trial
 
         objective = experiment["spec"]["objective"]
         metrics = (objective["objectiveMetricName"], *(objective.get("additionalMetricNames") or []))

@@ -33,9 +33,9 @@ def doctor(stack: str | None, as_json: bool, no_probe: bool, state_dir: Path) ->
     else:
         from infra.cluster import doctor as cluster
 
-        target = cluster.from_stack(stack)
-        checks = cluster.run_checks(cluster.api_client(target), target, probe=not no_probe)
-        title = f"stack {stack} (namespace {target.namespace}, context {target.context or 'current'})"
+        scope = cluster.from_stack(stack)
+        checks = cluster.run_checks(cluster.api_client(scope), scope, probe=not no_probe)
+        title = f"stack {stack} (namespace {scope.namespace}, context {scope.context or 'current'})"
     result = report(checks)
     if as_json:
         click.echo(json.dumps(result, indent=2))

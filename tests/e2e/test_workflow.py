@@ -10,7 +10,7 @@ import pytest
 from components.summary import RunSummary
 from infra.local.platform import LocalPlatform
 from kfops.base.recipes import WINE_QUALITY
-from tests.e2e.targets import KindTarget, LocalTarget, Target
+from tests.e2e.drivers import KindDriver, LocalDriver, WorkflowDriver
 from trainer.train import run_trial
 
 pytestmark = pytest.mark.e2e
@@ -23,17 +23,17 @@ WORSE = {"alpha": "0.8", "l1_ratio": "1.0"}
 
 
 @pytest.fixture(scope="module")
-def workflow_target(target: str, tmp_path_factory: pytest.TempPathFactory,
-                    request: pytest.FixtureRequest) -> Target:
+def workflow_driver(target: str, tmp_path_factory: pytest.TempPathFactory,
+                    request: pytest.FixtureRequest) -> WorkflowDriver:
     if target == "kind":
-        return KindTarget(request.getfixturevalue("kind_env"))
+        return KindDriver(request.getfixturevalue("kind_env"))
     platform: LocalPlatform = request.getfixturevalue("local_platform")
-    return LocalTarget(platform.env(), tmp_path_factory.mktemp("e2e-runs"))
+    return LocalDriver(platform.env(), tmp_path_factory.mktemp("e2e-runs"))
 
 
 @pytest.fixture(scope="module")
-def outcome(workflow_target: Target) -> RunSummary:
-    return workflow_target.run(recipe="winequality", max_trials=TRIALS, parallel_trials=2, max_failed_trials=1,
+def outcome(workflow_driver: WorkflowDriver) -> RunSummary:
+    return workflow_driver.run(recipe="winequality", max_trials=TRIALS, parallel_trials=2, max_failed_trials=1,
                                model_name="e2e-winequality", offline=True, serving_protocol="both")
 
 

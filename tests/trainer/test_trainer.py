@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.katib.executor import parse_metrics
+from infra.local.katib.trials import parse_metrics
 from kfops.base.errors import KfopsError
 from kfops.base.recipes import RECIPES, WINE_QUALITY
 from tests.datasets import cleaned_wine, write_iris_csv

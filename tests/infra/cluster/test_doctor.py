@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.cluster.doctor import CRDS, SELDON_OPERATOR, WEBHOOKS, Target, run_checks
+from infra.cluster.doctor import CRDS, SELDON_OPERATOR, WEBHOOKS, StackScope, run_checks
 from kfops.base.checks import Check, report
 from kfops.base.contract import (
     ACCESS_MINIO_PODDEFAULT,
@@ -89,7 +89,7 @@ def checks(api: FakeKubeApi, kfp_mode: str = "kubernetes") -> list[Check]:
     with serve(api) as url:
         configuration = client.Configuration()
         configuration.host = url
-        return run_checks(client.ApiClient(configuration), Target(NS, kfp_mode), probe=True)
+        return run_checks(client.ApiClient(configuration), StackScope(NS, kfp_mode), probe=True)
 
 
 def by_name(found: list[Check]) -> dict[str, Check]:
@@ -203,6 +203,6 @@ def test_an_unreachable_api_server_is_one_failure() -> None:
     configuration = client.Configuration()
     configuration.host = "http://127.0.0.1:9"  # nothing listens on the discard port
     configuration.retries = False
-    found = run_checks(client.ApiClient(configuration), Target(NS), probe=False)
+    found = run_checks(client.ApiClient(configuration), StackScope(NS), probe=False)
     assert [check.name for check in found] == ["API server"]
     assert found[0].status == "fail"

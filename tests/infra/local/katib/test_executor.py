@@ -10,7 +10,8 @@ import pytest
 
 from components.katib.experiment import build_experiment
 from components.katib.results import best_trial, summary
-from infra.local.katib.executor import parse_metrics, run_local_experiment
+from infra.local.katib.executor import run_local_experiment
+from infra.local.katib.trials import parse_metrics
 from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.recipes import WINE_QUALITY
 from tests.datasets import cleaned_wine

@@ -1,4 +1,4 @@
-"""Where the e2e suites run the workflow: the local platform here, a kind cluster in nightly CI.
+"""How the e2e suites drive the workflow: on the local platform here, on a kind cluster in nightly CI.
 
 Both go through the product's own runners (:mod:`pipelines.run`) and return the same
 :class:`~components.summary.RunSummary`, so every assertion is written once.
@@ -16,7 +16,7 @@ from pipelines.run import RunOptions, run_cluster, run_local
 from tests.kind.harness import KindEnvironment, local_endpoint
 
 
-class Target(Protocol):
+class WorkflowDriver(Protocol):
     """Runs the workflow with pipeline parameters and returns its summary."""
 
     def run(self, **parameters: Any) -> RunSummary:
@@ -24,7 +24,7 @@ class Target(Protocol):
         ...
 
 
-class LocalTarget:
+class LocalDriver:
     """The embedded default: KFP's local runner against ``kfops local``."""
 
     def __init__(self, env: Mapping[str, str], workdir: Path) -> None:
@@ -33,12 +33,12 @@ class LocalTarget:
         self.runs = 0
 
     def run(self, **parameters: Any) -> RunSummary:
-        """See :class:`Target`."""
+        """See :class:`WorkflowDriver`."""
         self.runs += 1
         return run_local(RunOptions(**parameters), env=self.env, run_dir=self.workdir / f"run-{self.runs}")
 
 
-class KindTarget:
+class KindDriver:
     """A kind cluster set up by ``pulumi up --stack kind``: the run goes through its KFP API, Katib and Seldon Core.
 
     Settings (KFP host, namespace) come from the ``KFOPS_*`` variables the kind fixture sets; MLflow from
@@ -50,7 +50,7 @@ class KindTarget:
         self.environment = environment
 
     def run(self, **parameters: Any) -> RunSummary:
-        """See :class:`Target`."""
+        """See :class:`WorkflowDriver`."""
         summary = run_cluster(RunOptions(**parameters))
         local = self.environment.open_serving()
         endpoints = {protocol: local_endpoint(url, local[protocol])
