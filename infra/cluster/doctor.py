@@ -68,7 +68,7 @@ class StackScope:
 
 def from_stack(stack: str) -> StackScope:
     """The namespace, KFP mode and kube context of a stack (``Pulumi.<stack>.yaml``)."""
-    from infra.cluster.render import load_stack_config
+    from infra.cluster.stack_config import load_stack_config
 
     _, config, _ = load_stack_config(stack)
     return StackScope(namespace=config.get("kfops:namespace", "kubeflow"),

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from infra.cluster.render import Rendering
+from infra.cluster.mock_runtime import Rendering
 from infra.local.processes import free_port
 from kfops.base.upstream import seldon
 

@@ -26,7 +26,7 @@ import requests
 from components.deploy import ServingSettings, endpoint_url, seldon_deployment
 from components.store import store_dataset
 from infra.cluster.meta import in_cluster_url
-from infra.cluster.render import Rendering, run_program
+from infra.cluster.mock_runtime import Rendering, run_program
 from infra.cluster.tracking import SERVER_NAME, SERVER_PORT
 from infra.local.platform import LocalPlatform
 from infra.local.processes import free_port

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 from components.summary import RunSummary
 from pipelines.run import RunOptions, run_cluster, run_local
-from tests.kind.harness import KindEnvironment, local_endpoint
+from tests.kind.forwards import local_endpoint
+from tests.kind.harness import KindEnvironment
 
 
 class WorkflowDriver(Protocol):

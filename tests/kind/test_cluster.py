@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from kfops.base.contract import PIPELINE_SERVICE_ACCOUNT
-from tests.kind.harness import NAMESPACE, KindEnvironment
+from tests.kind.harness import KindEnvironment
+from tests.kind.names import NAMESPACE
 
 pytestmark = pytest.mark.kind
 

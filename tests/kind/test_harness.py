@@ -11,20 +11,12 @@ import pytest
 import requests
 import yaml
 
-from infra.cluster.render import run_program
+from infra.cluster.mock_runtime import run_program
 from kfops.base.paths import REPO_ROOT
 from kfops.base.upstream import katib, kfp
-from tests.kind.harness import (
-    FORENSIC_NAMESPACES,
-    Forward,
-    PortForward,
-    bounded,
-    clear_katib_finalizers,
-    collect_forensics,
-    local_endpoint,
-    platform_forwards,
-    serving_forwards,
-)
+from tests.kind.forensics import FORENSIC_NAMESPACES, collect_forensics
+from tests.kind.forwards import Forward, PortForward, local_endpoint, platform_forwards, serving_forwards
+from tests.kind.stack import bounded, clear_katib_finalizers
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.cluster.render import Rendering, run_program
+from infra.cluster.mock_runtime import Rendering, run_program
 from kfops.base.contract import PIPELINE_NAME, PROJECT_IMAGE
 
 #: Config of a stack on a real cluster (what Pulumi.example.yaml holds, with plain values for the secrets).

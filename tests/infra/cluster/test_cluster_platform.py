@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from infra.cluster.mock_runtime import Rendering, record
 from infra.cluster.platform import KUSTOMIZATIONS, Platform, PlatformArgs, drop
-from infra.cluster.render import Rendering, record
 from kfops.base.contract import S3_SECRET_NAME
 from kfops.base.upstream import cert_manager, katib, kfp, kubeflow, seldon
 

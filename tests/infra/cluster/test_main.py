@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from infra.cluster.render import Rendering
+from infra.cluster.mock_runtime import Rendering
 from infra.cluster.validate import validate_all
 from kfops.base.contract import (
     MLFLOW_CONFIG_KEYS,

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from pulumi.runtime import rpc
 
+from infra.cluster.mock_runtime import SECRET_PLACEHOLDER, Rendering, record
 from infra.cluster.object_store import Buckets, BucketsArgs, ObjectStoreAccess, ObjectStoreAccessArgs
 from infra.cluster.poddefaults import ENDPOINT_ENV, PodDefaults, PodDefaultsArgs
-from infra.cluster.render import SECRET_PLACEHOLDER, Rendering, record
 from infra.cluster.validate import validate_all
 from kfops.base.contract import (
     ACCESS_MINIO_PODDEFAULT,

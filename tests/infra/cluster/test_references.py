@@ -12,7 +12,7 @@ import pytest
 
 from components.deploy import ServingSettings, seldon_deployment
 from components.tune import build_tuning_experiment
-from infra.cluster.render import Rendering, run_program
+from infra.cluster.mock_runtime import Rendering, run_program
 from kfops.base.upstream import Service, cert_manager, katib, kfp, kubeflow, seldon
 
 pytestmark = pytest.mark.unit

@@ -7,17 +7,12 @@ import pytest
 import yaml
 from pulumi.runtime import rpc
 
-from infra.cluster.render import (
-    ENCRYPTED_CONFIG_STAND_IN,
-    MARKER,
-    REPO_ROOT,
-    SECRET_PLACEHOLDER,
-    load_stack_config,
-    render_stack,
-    scrub,
-)
+from infra.cluster.mock_runtime import SECRET_PLACEHOLDER, scrub
+from infra.cluster.render import MARKER, render_stack
+from infra.cluster.stack_config import ENCRYPTED_CONFIG_STAND_IN, load_stack_config
 from infra.cluster.validate import validate_manifest
 from kfops.base.errors import KfopsError
+from kfops.base.paths import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.cluster.render import Rendering, record
+from infra.cluster.mock_runtime import Rendering, record
 from infra.cluster.serving_config import CONFIG_MAP_NAME, ServingConfig, ServingConfigArgs
 from infra.cluster.validate import validate_all
 from kfops.base.contract import PIPELINE_SERVICE_ACCOUNT, SELDON_S3_SECRET_NAME, SERVING_CONFIG_KEYS

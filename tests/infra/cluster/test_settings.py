@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.cluster.render import load_stack_config
 from infra.cluster.settings import SECRET_KEYS, StackSettings
+from infra.cluster.stack_config import load_stack_config
 from kfops.base.errors import KfopsError
 
 from .conftest import CLUSTER_CONFIG, CLUSTER_SECRETS

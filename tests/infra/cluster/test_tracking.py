@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.cluster.render import Rendering, record
+from infra.cluster.mock_runtime import Rendering, record
 from infra.cluster.tracking import SERVER_NAME, Tracking, TrackingArgs
 from infra.cluster.validate import validate_all
 from kfops.base.contract import MLFLOW_ARTIFACT_ROOT as ARTIFACT_ROOT

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.cluster.render import Rendering, record
+from infra.cluster.mock_runtime import Rendering, record
 from infra.cluster.validate import validate_all
 from infra.cluster.workspace import (
     KATIB_INJECTION_LABEL,
