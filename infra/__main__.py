@@ -11,13 +11,14 @@ the object store for the buckets, KFP's webhook for the pipeline).
 import pulumi
 
 from infra.cluster.object_store import Buckets, BucketsArgs, ObjectStoreAccess, ObjectStoreAccessArgs
-from infra.cluster.platform import BUNDLED_S3_ENDPOINT, Platform, PlatformArgs, combined
+from infra.cluster.platform import BUNDLED_S3_ENDPOINT, KFP_NAMESPACE, Platform, PlatformArgs, combined
 from infra.cluster.poddefaults import PodDefaults, PodDefaultsArgs
 from infra.cluster.serving_config import ServingConfig, ServingConfigArgs
 from infra.cluster.settings import StackSettings
 from infra.cluster.tracking import Tracking, TrackingArgs
 from infra.cluster.workflow import Workflow, WorkflowArgs
 from infra.cluster.workspace import Workspace, WorkspaceArgs
+from kfops.base.contract import PIPELINE_SERVICE_ACCOUNT
 from pipelines.compile import compile_workflow
 
 settings = StackSettings.from_pulumi()
@@ -34,8 +35,10 @@ store = ObjectStoreAccess("object-store", ObjectStoreAccessArgs(
 
 platform_ready: list[pulumi.Resource] | pulumi.Output[list[pulumi.Resource]] = []
 if settings.install_platform:
-    platform = Platform("platform", PlatformArgs(settings.seldon_version, settings.istio_injection,
-                                                 prerequisites=[workspace.resource, *store.secrets]))
+    platform = Platform("platform", PlatformArgs(
+        settings.seldon_version, settings.istio_injection, prerequisites=[workspace.resource, *store.secrets],
+        # KFP runs execute in its namespace: where the workflow's namespace is that one, its runner is the default.
+        run_service_account=PIPELINE_SERVICE_ACCOUNT if settings.namespace == KFP_NAMESPACE else None))
     platform_ready = platform.ready
 after_platform = pulumi.ResourceOptions(depends_on=platform_ready)
 

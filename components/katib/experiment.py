@@ -26,12 +26,14 @@ from kubeflow_katib_api.models import (
 from components.katib.algorithms import ALGORITHMS, validate_settings
 from kfops.base.contract import (
     PROJECT_IMAGE,
+    PROJECT_IMAGE_USER,
     S3_CONFIG_KEYS,
     S3_CONFIG_MAP,
     S3_SECRET_ENV,
     S3_SECRET_NAME,
 )
 from kfops.base.errors import KfopsError, Step, in_step
+from kfops.base.pod_security import restricted_container, restricted_pod
 from kfops.base.recipes import Recipe, SearchParameter
 from kfops.base.upstream import katib
 
@@ -39,8 +41,8 @@ API_VERSION = "kubeflow.org/v1beta1"
 #: Name of the trial container; Katib injects the metrics collector next to it.
 TRIAL_CONTAINER = "training"
 #: Katib's own conditions for a batch/v1 Job trial (its defaults, spelled out so the local executor reads them).
-JOB_SUCCEEDED = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
-JOB_FAILED = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+JOB_SUCCEEDED = katib.JOB_SUCCEEDED.value
+JOB_FAILED = katib.JOB_FAILED.value
 #: Katib's own pattern for Experiment names, anchored at the end as a DNS label must be.
 _DNS_LABEL = re.compile(katib.NAME_PATTERN.value + "$")
 
@@ -118,10 +120,13 @@ def build_experiment(recipe: Recipe, *, name: str, namespace: str, dataset_uri: 
             "backoffLimit": 0,
             "activeDeadlineSeconds": trial_timeout_seconds,
             "template": {
-                # An Istio sidecar would keep the Job from ever completing.
-                "metadata": {"annotations": {"sidecar.istio.io/inject": "false"}},
+                # An Istio sidecar would keep the Job from ever completing. The label opts the trial's pods in to
+                # Katib's metrics collector injection (the only pods kfops sends to that webhook).
+                "metadata": {"annotations": {"sidecar.istio.io/inject": "false"},
+                             "labels": dict(katib.TRIAL_POD_LABEL.value)},
                 "spec": {
                     "restartPolicy": "Never",
+                    "securityContext": restricted_pod(PROJECT_IMAGE_USER, PROJECT_IMAGE_USER),
                     "containers": [{
                         "name": TRIAL_CONTAINER,
                         "image": image,
@@ -129,6 +134,9 @@ def build_experiment(recipe: Recipe, *, name: str, namespace: str, dataset_uri: 
                         "env": trial_env(),
                         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"},
                                       "limits": {"cpu": "1", "memory": "2Gi"}},
+                        # Katib copies it to its metrics collector (katib-config injectSecurityContext, set by the
+                        # platform), which then runs as the same non-root user.
+                        "securityContext": restricted_container(PROJECT_IMAGE_USER),
                     }],
                 },
             },

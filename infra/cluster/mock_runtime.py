@@ -258,7 +258,8 @@ def record(
 
 
 def run_program(
-    config: Mapping[str, str], secret_keys: Collection[str] = (), stack: str = "test", project: str = "kfops"
+    config: Mapping[str, str], secret_keys: Collection[str] = (), stack: str = "test", project: str = "kfops",
+    kustomize: Callable[[str], list[dict[str, Any]]] = lambda _directory: [],
 ) -> Rendering:
     """Run ``infra/__main__.py`` under the mock runtime with the given config.
 
@@ -267,11 +268,13 @@ def run_program(
         secret_keys: Config keys whose values are secrets.
         stack: Stack name.
         project: Project name.
+        kustomize: The objects a remote kustomization (by URL) holds; none by default.
 
     Returns:
         The recording.
     """
-    return record(lambda: runpy.run_path(str(PROGRAM), run_name="__main__"), config, secret_keys, stack, project)
+    return record(lambda: runpy.run_path(str(PROGRAM), run_name="__main__"), config, secret_keys, stack, project,
+                  kustomize)
 
 
 def scrub(value: Any, secret: bool = False) -> Any:

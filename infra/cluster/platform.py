@@ -29,6 +29,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from kfops.base.seldon_versions import DEFAULT_SELDON_CORE_VERSION
 from kfops.base.upstream import Source, cert_manager, katib, kfp, kubeflow, seldon
@@ -59,11 +60,14 @@ class PlatformArgs:
         seldon_version: Seldon Core operator chart version.
         istio: Whether the cluster has Istio (Seldon then creates VirtualServices for its deployments).
         prerequisites: What every install waits for: the ``kubeflow`` Namespace and the S3 Secret kfops creates.
+        run_service_account: The ServiceAccount (in KFP's namespace) runs use when they name none; upstream's
+            ``pipeline-runner`` if not given.
     """
 
     seldon_version: str = DEFAULT_SELDON_CORE_VERSION
     istio: bool = False
     prerequisites: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    run_service_account: str | None = None
 
 
 def drop(*objects: tuple[str, str]) -> Transformation:
@@ -81,6 +85,86 @@ def drop(*objects: tuple[str, str]) -> Transformation:
         if (obj.get("kind"), obj.get("metadata", {}).get("name")) in unwanted:
             obj.clear()
             obj.update({"apiVersion": "v1", "kind": "List", "items": []})
+
+    return transform
+
+
+#: What each install leaves out: objects kfops creates itself (the ``kubeflow`` Namespace, with the labels it needs;
+#: KFP's S3 Secret, with the stack's credentials) and Katib's UI, which nothing uses.
+DROPPED: dict[str, tuple[tuple[str, str], ...]] = {
+    "kfp-cluster-scoped": (("Namespace", kfp.NAMESPACE),),
+    "kfp": (("Secret", kfp.ARTIFACT_SECRET.value[0]),),
+    "katib": (("Namespace", katib.NAMESPACE), *((kind, "katib-ui") for kind in (
+        "Deployment", "Service", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"))),
+    "poddefaults": (),
+}
+
+#: The pulumi-kubernetes annotation that makes ``pulumi up`` wait until a JSONPath of the object exists.
+WAIT_FOR = "pulumi.com/waitFor"
+#: The cert-manager annotation by which its cainjector fills a webhook configuration's ``caBundle``.
+INJECT_CA_FROM = "cert-manager.io/inject-ca-from"
+
+
+def scope_katib_pod_mutator(obj: Any, _opts: pulumi.ResourceOptions) -> None:
+    """Send only trial pods to Katib's pod mutator, and say it fails closed (upstream leaves it implicit).
+
+    Upstream's mutator selects every pod of a namespace labelled for injection, ``kubeflow`` included, and fails
+    closed: Katib's own pod and every other pod there could not be created while Katib is down (the first ``pulumi
+    up`` races, a restart deadlocks). The mutator itself passes every pod that is not a trial's, so selecting only
+    the pods kfops' trial template labels changes nothing it injects (:data:`kfops.base.upstream.katib.POD_MUTATOR`).
+    """
+    configuration, name = katib.POD_MUTATOR.value
+    if obj.get("kind") == "MutatingWebhookConfiguration" and obj.get("metadata", {}).get("name") == configuration:
+        for webhook in obj.get("webhooks", []):
+            if webhook.get("name") == name:
+                webhook["objectSelector"] = {"matchLabels": dict(katib.TRIAL_POD_LABEL.value)}
+                webhook["failurePolicy"] = "Fail"
+
+
+def inject_security_context_into_collectors(obj: Any, _opts: pulumi.ResourceOptions) -> None:
+    """Have Katib give its metrics collector the trial container's securityContext.
+
+    katib-config's ``init.controller.injectSecurityContext`` is off upstream: the collector image would run as root
+    next to a non-root trial container, and the trial pod could not pass Pod Security's ``restricted`` level.
+    """
+    if obj.get("kind") == "ConfigMap" and obj.get("metadata", {}).get("name") == katib.CONFIG.value[0]:
+        key = katib.CONFIG.value[1]
+        config = yaml.safe_load(obj["data"][key])
+        config.setdefault("init", {}).setdefault("controller", {})["injectSecurityContext"] = True
+        obj["data"][key] = yaml.safe_dump(config, sort_keys=False)
+
+
+def await_injected_ca(obj: Any, _opts: pulumi.ResourceOptions) -> None:
+    """Make ``pulumi up`` wait for the CA cert-manager injects into a webhook configuration.
+
+    Such a webhook fails closed and has no CA until cert-manager's cainjector writes one: an object it admits,
+    created before, would be refused. Upstream's empty ``caBundle`` is left out so that Pulumi neither owns the field
+    nor sees it as already there.
+    """
+    if obj.get("kind") not in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        return
+    annotations = obj.setdefault("metadata", {}).setdefault("annotations", {})
+    if INJECT_CA_FROM not in annotations:
+        return
+    for webhook in obj.get("webhooks", []):
+        client = webhook.get("clientConfig", {})
+        if not client.get("caBundle"):
+            client.pop("caBundle", None)
+    annotations[WAIT_FOR] = "jsonpath={.webhooks[0].clientConfig.caBundle}"
+
+
+def default_run_service_account(name: str) -> Transformation:
+    """A transformation making runs that name no ServiceAccount (e.g. started from KFP's UI) run as ``name``.
+
+    Instead of upstream's broad ``pipeline-runner``; KFP's API server reads its default from a variable
+    (:data:`kfops.base.upstream.kfp.RUNNER_ACCOUNT_SETTING`).
+    """
+
+    def transform(obj: Any, _opts: pulumi.ResourceOptions) -> None:
+        if obj.get("kind") == "Deployment" and obj.get("metadata", {}).get("name") == kfp.API.name:
+            for container in obj["spec"]["template"]["spec"]["containers"]:
+                env = [item for item in container.get("env", []) if item["name"] != kfp.RUNNER_ACCOUNT_SETTING.value]
+                container["env"] = [*env, {"name": kfp.RUNNER_ACCOUNT_SETTING.value, "value": name}]
 
     return transform
 
@@ -107,6 +191,18 @@ def combined(*parts: Dependencies | Sequence[pulumi.Resource]) -> Dependencies:
     outputs = [pulumi.Output.from_input(list(part)) if not isinstance(part, pulumi.Output) else part
                for part in parts]
     return pulumi.Output.all(*outputs).apply(lambda lists: [resource for group in lists for resource in group])
+
+
+def seldon_values(istio: bool) -> dict[str, Any]:
+    """The Seldon Core operator chart's values (keys of its values.yaml at the pinned version).
+
+    Its executor, which fronts every predictor pod, requests 500m CPU and 512 MiB by default (and is limited to the
+    same): two predictors and a rolling update's surge pod do not fit a kind node. 100m/128Mi requests with a 1-CPU
+    limit leave room and do not throttle the executor under load tests.
+    """
+    return {"usageMetrics": {"enabled": False}, "istio": {"enabled": istio},
+            "executor": {"resources": {"cpuRequest": "100m", "memoryRequest": "128Mi", "cpuLimit": "1",
+                                       "memoryLimit": "512Mi"}}}
 
 
 class Platform(pulumi.ComponentResource):
@@ -137,26 +233,31 @@ class Platform(pulumi.ComponentResource):
             f"{name}-kfp-cluster-scoped", directory=KUSTOMIZATIONS["kfp-cluster-scoped"],
             resource_prefix=f"{name}-kfp-cluster-scoped",
             # Workspace creates the namespace first, with the labels KFP's and Katib's own Namespace objects carry.
-            transformations=[drop(("Namespace", KFP_NAMESPACE)), after(combined(prerequisites))], opts=child)
+            transformations=[drop(*DROPPED["kfp-cluster-scoped"]), after(combined(prerequisites))], opts=child)
         kfp_install = k8s.kustomize.Directory(
             f"{name}-kfp", directory=KUSTOMIZATIONS["kfp"], resource_prefix=f"{name}-kfp",
             # ObjectStoreAccess creates this Secret first, with the stack's credentials: the API server, the UI and
             # SeaweedFS read it when they start, and SeaweedFS makes its keys the store's admin credentials.
-            transformations=[drop(("Secret", kfp.ARTIFACT_SECRET.value[0])),
+            transformations=[drop(*DROPPED["kfp"]), await_injected_ca,
+                             *([default_run_service_account(args.run_service_account)]
+                               if args.run_service_account else []),
                              after(combined(prerequisites, [certificates], objects_of(kfp_cluster)))],
             opts=child)
         katib_install = k8s.kustomize.Directory(
             f"{name}-katib", directory=KUSTOMIZATIONS["katib"], resource_prefix=f"{name}-katib",
-            transformations=[drop(("Namespace", KFP_NAMESPACE)), after(combined(prerequisites))], opts=child)
+            transformations=[drop(*DROPPED["katib"]), scope_katib_pod_mutator, inject_security_context_into_collectors,
+                             after(combined(prerequisites))],
+            opts=child)
         poddefaults = k8s.kustomize.Directory(
             f"{name}-poddefaults", directory=KUSTOMIZATIONS["poddefaults"], resource_prefix=f"{name}-poddefaults",
-            transformations=[after(combined(prerequisites, [certificates]))], opts=child)
+            transformations=[drop(*DROPPED["poddefaults"]), await_injected_ca,
+                             after(combined(prerequisites, [certificates]))], opts=child)
         seldon_chart, seldon_repo = seldon.CHART.value
         operator = k8s.helm.v3.Release(
             f"{name}-seldon-core", name="seldon-core", chart=seldon_chart, version=args.seldon_version,
             namespace=seldon.WEBHOOK.namespace, create_namespace=True,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=seldon_repo),
-            values={"usageMetrics": {"enabled": False}, "istio": {"enabled": args.istio}}, opts=child)
+            values=seldon_values(args.istio), opts=child)
 
         self.ready = combined([certificates, operator], objects_of(kfp_cluster), objects_of(kfp_install),
                               objects_of(katib_install), objects_of(poddefaults))

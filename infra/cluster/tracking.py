@@ -12,6 +12,8 @@ import pulumi_kubernetes as k8s
 from infra.cluster.meta import child_options, in_cluster_url, labels, object_meta
 from infra.cluster.object_store import s3_secret_env
 from kfops.base.contract import MLFLOW_ARTIFACT_ROOT, MLFLOW_CONFIG_MAP, PROJECT_IMAGE, PROJECT_IMAGE_USER
+from kfops.base.pod_security import restricted_container, restricted_pod
+from kfops.base.tracking import SERVER_ENV, allowed_hosts
 
 _COMPONENT = "tracking"
 #: Name of the deployed server's Deployment, Service and database volume.
@@ -75,19 +77,22 @@ class Tracking(pulumi.ComponentResource):
             opts=child)
         namespace = pulumi.Output.from_input(args.namespace)
         url = namespace.apply(lambda ns: in_cluster_url(SERVER_NAME, ns, SERVER_PORT))
-        # MLflow 3 rejects Host headers other than localhost and private IPs; pods call it by its service name.
-        allowed_hosts = namespace.apply(lambda ns: f"{SERVER_NAME},{SERVER_NAME}:*,{SERVER_NAME}.{ns}*,localhost*")
+        # MLflow 3 refuses Host headers it does not list: pods call it by its Service's names, users and the nightly
+        # job through a port-forward (loopback, any local port).
+        hosts = namespace.apply(lambda ns: allowed_hosts(
+            [SERVER_NAME, f"{SERVER_NAME}.{ns}", f"{SERVER_NAME}.{ns}.svc", f"{SERVER_NAME}.{ns}.svc.cluster.local"],
+            SERVER_PORT, forwarded=True))
         command = [
             "mlflow", "server", "--host", "0.0.0.0", "--port", str(SERVER_PORT),  # noqa: S104 - a pod's own address
             "--backend-store-uri", f"sqlite:///{_DATA_DIR}/mlflow.db",
             # Clients write artifacts straight to S3, so registered model sources are s3:// URIs Seldon can download.
             "--default-artifact-root", MLFLOW_ARTIFACT_ROOT, "--no-serve-artifacts",
-            "--allowed-hosts", allowed_hosts,
+            "--allowed-hosts", hosts,
             # One worker: SQLite allows one writer.
             "--workers", "1",
         ]
         env = [*s3_secret_env(), {"name": "MLFLOW_S3_ENDPOINT_URL", "value": args.s3_endpoint},
-               {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"}]
+               *({"name": name, "value": value} for name, value in SERVER_ENV.items())]
         probe = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10}
         k8s.apps.v1.Deployment(
             f"{name}-server", metadata=object_meta(SERVER_NAME, args.namespace, _COMPONENT),
@@ -102,15 +107,17 @@ class Tracking(pulumi.ComponentResource):
                         "automountServiceAccountToken": False,
                         # The database volume is group-writable by the image's user: a volume usually comes
                         # root-owned, and MLflow (uid 1000) must create its SQLite file there.
-                        "securityContext": {"runAsUser": PROJECT_IMAGE_USER, "runAsGroup": PROJECT_IMAGE_USER,
-                                            "fsGroup": PROJECT_IMAGE_USER},
+                        "securityContext": restricted_pod(PROJECT_IMAGE_USER, PROJECT_IMAGE_USER, PROJECT_IMAGE_USER),
                         "containers": [{
                             "name": "mlflow", "image": args.image, "command": command, "env": env,
                             "ports": [{"name": "http", "containerPort": SERVER_PORT}],
+                            # The first start creates the database schema: the start-up probe gives it 5 minutes
+                            # on a busy node before liveness counts.
+                            "startupProbe": {**probe, "periodSeconds": 5, "failureThreshold": 60},
                             "readinessProbe": probe,
-                            "livenessProbe": {**probe, "initialDelaySeconds": 30},
+                            "livenessProbe": probe,
                             "volumeMounts": [{"name": "database", "mountPath": _DATA_DIR}],
-                            "securityContext": {"allowPrivilegeEscalation": False},
+                            "securityContext": restricted_container(),
                         }],
                         "volumes": [{"name": "database",
                                      "persistentVolumeClaim": {"claimName": database.metadata.apply(

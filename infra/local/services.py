@@ -23,6 +23,7 @@ from kfops.base.errors import KfopsError
 from kfops.base.files import write_private
 from kfops.base.paths import REPO_ROOT
 from kfops.base.storage import DEFAULT_REGION, S3Credentials, ensure_bucket
+from kfops.base.tracking import SERVER_ENV, allowed_hosts
 from kfops_serving.protocols import V1_READY_PATH, v2_ready_path
 
 
@@ -221,6 +222,9 @@ def mlflow_spec(settings: LocalSettings, state_dir: Path, creds: S3Credentials, 
         "--backend-store-uri", f"sqlite:///{mlflow_database(state_dir)}",
         "--default-artifact-root", MLFLOW_ARTIFACT_ROOT, "--no-serve-artifacts",
         "--host", HOST, "--port", str(port),
+        # Only this machine's own names for it: MLflow's default list also lets through any host matching 10.*,
+        # 192.168.* or 172.16-31.*, names a DNS-rebinding page can use.
+        "--allowed-hosts", allowed_hosts([HOST, "localhost"], port),
         # One worker: the registry is SQLite and this is a two-core developer machine.
         "--workers", "1",
     ]
@@ -229,9 +233,7 @@ def mlflow_spec(settings: LocalSettings, state_dir: Path, creds: S3Credentials, 
         name="mlflow",
         title="MLflow tracking server",
         argv=argv,
-        env={**s3_env(s3_endpoint, creds), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-             # The job runner forks seven huey consumers for GenAI scorer jobs kfops never submits.
-             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        env={**s3_env(s3_endpoint, creds), **SERVER_ENV},
         ports={"http": port},
         ready_url=f"{url}/health",
         url=url,

@@ -14,6 +14,26 @@ CLIENT_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_B
                   "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
 
 
+#: The environment of every MLflow server kfops runs (locally and in the cluster): no telemetry, and no job runner
+#: (it forks a runner and seven huey consumers for GenAI scorer jobs kfops never submits, each ~250 MB, each another
+#: SQLite client, calling back to the server on 0.0.0.0, a host the allow-list refuses).
+SERVER_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def allowed_hosts(names: list[str], port: int, forwarded: bool = False) -> str:
+    """The value of ``mlflow server --allowed-hosts`` for clients that call the server as ``names`` on ``port``.
+
+    MLflow compares the whole Host header, port included, and the flag replaces its defaults (localhost and the
+    private ranges) instead of adding to them. Exact ``name:port`` entries only: a wildcard such as ``localhost*``
+    would let ``localhost.evil.example`` through, which is what the check is for (DNS rebinding). ``forwarded`` adds
+    loopback on any port, where ``kubectl port-forward`` clients come from.
+    """
+    hosts = [f"{name}:{port}" for name in names]
+    if forwarded:
+        hosts += ["127.0.0.1:*", "localhost:*", "[[]::1]:*"]
+    return ",".join(hosts)
+
+
 def short_error(error: BaseException, limit: int = 160) -> str:
     """What went wrong, in one short phrase.
 

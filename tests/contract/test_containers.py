@@ -215,9 +215,13 @@ def test_the_mlflow_server_starts_as_its_pod_user_and_answers_in_cluster_clients
         wait_ready(process, f"http://127.0.0.1:{port}{container['readinessProbe']['httpGet']['path']}", log)
         # Pods call it by its Service name: MLflow refuses Host headers it was not told to allow.
         host = in_cluster_url(SERVER_NAME, NAMESPACE, SERVER_PORT).removeprefix("http://")
-        answer = requests.get(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1",
-                              headers={"Host": host}, timeout=10)
+        api = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1"
+        answer = requests.get(api, headers={"Host": host}, timeout=10)
         assert answer.status_code == 200, answer.text
+        # The nightly job and users reach it through a port-forward: Host 127.0.0.1:<local port>.
+        assert requests.get(api, timeout=10).status_code == 200
+        # A DNS-rebinding page's Host is refused.
+        assert requests.get(api, headers={"Host": "localhost.evil.example"}, timeout=10).status_code == 403
 
 
 def test_the_bucket_job_creates_the_buckets(rendering: Rendering, urls: dict[str, str], tmp_path: Path) -> None:

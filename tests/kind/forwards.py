@@ -36,7 +36,9 @@ class Forward:
     """A Service to port-forward: name, namespace, remote port, and the HTTP path that answers once it is up.
 
     A ``grpc`` forward is up once an HTTP/2 connection to the service is established (no RPC: Seldon's executor
-    crashes on the health RPCs it does not implement, kfops.base.upstream.seldon.EXECUTOR_V2_GRPC_METHODS).
+    crashes on the health RPCs it does not implement, kfops.base.upstream.seldon.EXECUTOR_V2_GRPC_METHODS). An HTTP
+    forward is up once ``ready_path`` answers, with a 2xx if ``ok_only`` (else any status: an S3 gateway answers an
+    anonymous GET with 403).
     """
 
     service: str
@@ -44,6 +46,7 @@ class Forward:
     ready_path: str = "/"
     namespace: str = NAMESPACE
     scheme: str = "http"
+    ok_only: bool = False
 
 
 def platform_forwards() -> dict[str, Forward]:
@@ -51,7 +54,10 @@ def platform_forwards() -> dict[str, Forward]:
     return {
         "kfp": Forward(kfp.API.name, kfp.API.port, "/apis/v2beta1/healthz"),
         "s3": Forward(kfp.OBJECT_STORE.name, kfp.OBJECT_STORE.port, "/"),
-        "mlflow": Forward(SERVER_NAME, SERVER_PORT, "/health"),
+        # An API call, not /health: MLflow exempts /health from its Host check, so /health answering proves nothing
+        # about whether the forward's clients (Host 127.0.0.1:<port>) are allowed.
+        "mlflow": Forward(SERVER_NAME, SERVER_PORT, "/api/2.0/mlflow/experiments/search?max_results=1",
+                          ok_only=True),
     }
 
 
@@ -70,7 +76,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _answers(url: str, timeout: float = 2.0) -> bool:
+def _answers(url: str, timeout: float = 2.0, ok_only: bool = False) -> bool:
     import urllib.error
     import urllib.request
 
@@ -88,7 +94,7 @@ def _answers(url: str, timeout: float = 2.0) -> bool:
         with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 - a local port-forward
             return True
     except urllib.error.HTTPError:
-        return True  # the service answered, if not with 200 (MinIO-style S3 answers 403 to an anonymous GET)
+        return not ok_only  # the service answered, if not with 2xx
     except OSError:
         return False
 
@@ -141,7 +147,7 @@ class PortForward:
         for attempt in range(attempts):
             self._start()
             while time.monotonic() < deadline and self.process is not None and self.process.poll() is None:
-                if _answers(self.url + self.forward.ready_path):
+                if _answers(self.url + self.forward.ready_path, ok_only=self.forward.ok_only):
                     self._watcher = threading.Thread(target=self._watch, daemon=True,
                                                      name=f"forward-{self.forward.service}")
                     self._watcher.start()

@@ -27,6 +27,13 @@ def _at(path: str, lines: str = "") -> Source:
 STANDALONE: Final = Fact("manifests/v1beta1/installs/katib-standalone",
                          _at("manifests/v1beta1/installs/katib-standalone/kustomization.yaml", "4-41"))
 NAMESPACE: Final = "kubeflow"
+#: Katib's configuration: ConfigMap name and its key (the controller reads it at start-up).
+CONFIG: Final = Fact(("katib-config", "katib-config.yaml"),
+                     _at("manifests/v1beta1/installs/katib-standalone/kustomization.yaml", "30-36"))
+#: The config switch that copies the trial's first container's securityContext to the injected metrics collector
+#: (off unless set: pkg/apis/config/v1beta1/types.go#L63-65, used in inject_webhook.go#L244-250).
+INJECT_SECURITY_CONTEXT: Final = Fact("init.controller.injectSecurityContext",
+                                      _at("pkg/webhook/v1beta1/pod/inject_webhook.go", "244-250"))
 #: The Experiment validator refuses Experiments of a namespace without this label, and the pod mutator injects the
 #: metrics collector only there.
 INJECTION_LABEL: Final = Fact({"katib.kubeflow.org/metrics-collector-injection": "enabled"},
@@ -52,26 +59,43 @@ STDOUT_FILTER: Final = Fact(r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
 #: The collector wraps the primary container's command as ``sh -c "<command and args joined by spaces> 1>...``:
 #: an argument with whitespace or quotes would be split or broken.
 COMMAND_WRAPPING: Final = Fact("sh -c joined-by-spaces", _at("pkg/webhook/v1beta1/pod/utils.go", "145-221"))
-#: The default conditions of a batch/v1 Job trial.
+#: The default conditions of a batch/v1 Job trial (applied by experiment_defaults.go#L103-109).
 JOB_SUCCEEDED: Final = Fact('status.conditions.#(type=="Complete")#|#(status=="True")#',
-                            _at("pkg/apis/controller/experiments/v1beta1/experiment_defaults.go", "97-137"))
+                            _at("pkg/apis/controller/experiments/v1beta1/constants.go", "26-30"))
 JOB_FAILED: Final = Fact('status.conditions.#(type=="Failed")#|#(status=="True")#',
-                         _at("pkg/apis/controller/experiments/v1beta1/experiment_defaults.go", "97-137"))
-#: Finalizers Katib's controller removes (and only it: without the controller, deletion hangs on them).
+                         _at("pkg/apis/controller/experiments/v1beta1/constants.go", "26-30"))
+#: Finalizers Katib's controller removes, only from objects being deleted, and puts back on any that are not (so
+#: clearing them by hand while the controller runs does not stick: experiment_controller_util.go#L98-123). Without
+#: the controller, deletion hangs on them; the Trial's also needs katib-db-manager to answer
+#: (trial_controller_util.go#L152-173). Teardown therefore deletes Experiments and waits, Katib still running.
 EXPERIMENT_FINALIZER: Final = Fact("update-prometheus-metrics",
                                    _at("pkg/controller.v1beta1/experiment/experiment_controller_util.go", "35-37"))
 TRIAL_FINALIZER: Final = Fact("clean-metrics-in-db", _at("pkg/controller.v1beta1/trial/trial_controller_util.go",
                                                          "37-39"))
-#: Label Katib puts on an Experiment's Trials.
+#: Label Katib puts on an Experiment's Trials (pkg/controller.v1beta1/consts/const.go#L67).
 EXPERIMENT_LABEL: Final = "katib.kubeflow.org/experiment"
+
+#: The pod mutator that injects the metrics collector. Upstream gives it no failurePolicy (so ``Fail``) and selects
+#: every pod of a namespace with :data:`INJECTION_LABEL`; its matchConditions exempt only requests made by
+#: katib-controller's ServiceAccount, not the ReplicaSet controller that creates katib-controller's own pod, so in
+#: a labelled namespace no pod can start while Katib is down, Katib's own included (kubeflow/katib#1261; v0.17.0's
+#: objectSelector that avoided this was replaced in v0.18.0). The mutator itself lets through every pod that is not
+#: a trial's (pkg/webhook/v1beta1/pod/inject_webhook.go#L110-129), so kfops adds an objectSelector: only pods that
+#: carry :data:`TRIAL_POD_LABEL` are sent to it, and kfops' trial template carries it.
+POD_MUTATOR: Final = Fact(("katib.kubeflow.org", "mutator.pod.katib.kubeflow.org"),
+                          _at("manifests/v1beta1/components/webhook/webhooks.yaml", "51-74"))
+#: The label kfops puts on its trial pods to opt in to the pod mutator (the key Katib's own v0.17.0 objectSelector
+#: used; at v0.19.0 Katib reads it only on Namespaces, validation_webhook.go#L83).
+TRIAL_POD_LABEL: Final = Fact({"katib.kubeflow.org/metrics-collector-injection": "enabled"},
+                              _at("pkg/webhook/v1beta1/pod/inject_webhook.go", "110-129"))
 
 #: What the tune step does with the API: create and follow its Experiment, read its Trials.
 CLIENT_GRANTS: Final = (
     *(Grant("kubeflow.org", "experiments", verb, "the tune step creates and follows its Experiment",
-            _at("manifests/v1beta1/installs/katib-with-kubeflow/kubeflow-katib-roles.yaml"))
+            _at("manifests/v1beta1/installs/katib-with-kubeflow/kubeflow-katib-roles.yaml", "14-48"))
       for verb in ("create", "get", "list", "watch")),
     *(Grant("kubeflow.org", "trials", verb, "the tune step reads the Experiment's Trials",
-            _at("manifests/v1beta1/installs/katib-with-kubeflow/kubeflow-katib-roles.yaml"))
+            _at("manifests/v1beta1/installs/katib-with-kubeflow/kubeflow-katib-roles.yaml", "14-48"))
       for verb in ("get", "list", "watch")),
 )
 

@@ -23,8 +23,9 @@ def _at(path: str, lines: str = "") -> Source:
     return Source(REPO, VERSION, path, lines)
 
 
-#: Applied first: the ``kubeflow`` Namespace, Argo's and KFP's CRDs, the cache deployer's ServiceAccount (which the
-#: Kubernetes-native env uses but does not contain).
+#: Applied first: the ``kubeflow`` Namespace, Argo's CRDs and KFP's ScheduledWorkflow and Viewer CRDs, the cache
+#: deployer's ServiceAccount and cluster RBAC (which the Kubernetes-native env uses but does not contain). The
+#: Pipeline and PipelineVersion CRDs come with :data:`K8S_NATIVE`.
 CLUSTER_SCOPED: Final = Fact("manifests/kustomize/cluster-scoped-resources",
                              _at("manifests/kustomize/cluster-scoped-resources/kustomization.yaml", "4-19"))
 #: KFP in Kubernetes-native mode with cert-manager certificates for its PipelineVersion webhook.
@@ -42,18 +43,19 @@ NAMESPACE_LABELS: Final = Fact({"pod-security.kubernetes.io/enforce": "baseline"
 #: (``seaweedfs.kubeflow:9000``; ``minio-service`` was removed in 2.16.0, commit 5ef18b95dc).
 OBJECT_STORE: Final = Service("seaweedfs", NAMESPACE, 9000,
                               _at("manifests/kustomize/third-party/seaweedfs/base/seaweedfs/seaweedfs-service.yaml",
-                                  "6-19"))
+                                  "18-21"))
 #: The KFP API (REST on 8888, gRPC on 8887, the PipelineVersion webhook on 8443 in this mode).
 API: Final = Service("ml-pipeline", NAMESPACE, 8888,
                      _at("manifests/kustomize/base/pipeline/ml-pipeline-apiserver-service.yaml"))
 #: The KFP UI (port 80 to the pod's 3000).
 UI: Final = Service("ml-pipeline-ui", NAMESPACE, 80,
                     _at("manifests/kustomize/base/pipeline/ml-pipeline-ui-service.yaml"))
-#: Validating and mutating webhooks for PipelineVersions, served by ml-pipeline on 8443; only PipelineVersions (a
-#: version is refused unless a Pipeline of its pipelineName exists in the namespace).
+#: Validating and mutating webhooks for PipelineVersions, served by ml-pipeline on 8443; only PipelineVersions (the
+#: mutating one refuses a version unless a Pipeline of its pipelineName exists in the namespace:
+#: backend/src/apiserver/webhook/pipelineversion_webhook.go#L61-84).
 PIPELINE_VERSION_WEBHOOK: Final = Service(
     "ml-pipeline", NAMESPACE, 8443,
-    _at("manifests/kustomize/env/cert-manager/platform-agnostic-k8s-native/patches/validating-webhook.yaml"))
+    _at("manifests/kustomize/base/webhook/pipelineversion-validating-webhook-config.yaml", "21-27"))
 #: The webhook configurations' name (both kinds).
 WEBHOOK_CONFIGURATION: Final = "pipelineversions.pipelines.kubeflow.org"
 
@@ -61,7 +63,8 @@ WEBHOOK_CONFIGURATION: Final = "pipelineversions.pipelines.kubeflow.org"
 ARTIFACT_SECRET: Final = Fact(("mlpipeline-minio-artifact", ("accesskey", "secretkey")),
                               _at("backend/src/v2/config/env.go", "36-45"))
 #: Deployments of the install that read that Secret: they cannot start until it exists. ``seaweedfs`` registers its
-#: keys as its S3 admin at start-up, so whoever creates the Secret chooses the store's credentials.
+#: keys as its S3 admin at start-up, so whoever creates the Secret chooses the store's credentials (and a change of
+#: keys needs these restarted). Argo's run pods read it too, through the workflow controller's artifact repository.
 ARTIFACT_SECRET_READERS: Final = Fact(("ml-pipeline", "ml-pipeline-ui", "seaweedfs"),
                                       _at("manifests/kustomize/third-party/seaweedfs/base/seaweedfs/"
                                           "seaweedfs-deployment.yaml", "29-32"))
@@ -69,6 +72,10 @@ ARTIFACT_SECRET_READERS: Final = Fact(("ml-pipeline", "ml-pipeline-ui", "seaweed
 LAUNCHER_CONFIG_MAP: Final = Fact("kfp-launcher", _at("backend/src/v2/config/env.go", "71-83"))
 #: KFP's default run ServiceAccount (kfops runs under its own).
 DEFAULT_RUNNER_SERVICE_ACCOUNT: Final = Fact("pipeline-runner", _at("backend/src/apiserver/common/const.go", "59"))
+#: The API server's setting (an environment variable, through viper's AutomaticEnv: main.go#L627-628) that replaces
+#: that default for runs which name no ServiceAccount, such as runs started from the UI.
+RUNNER_ACCOUNT_SETTING: Final = Fact("DEFAULTPIPELINERUNNERSERVICEACCOUNT",
+                                     _at("backend/src/apiserver/common/config.go", "32"))
 
 #: What the driver, the launcher and Argo's executor do with the run's ServiceAccount, for the workflow kfops
 #: compiles (no PVC steps, no schedule-time placeholders).
@@ -78,9 +85,9 @@ RUNNER_GRANTS: Final = (
     Grant("", "secrets", "get", "the launcher opens the artifact store with this Secret's keys",
           _at("backend/src/v2/objectstore/object_store.go", "391-394"), resource_name="mlpipeline-minio-artifact"),
     Grant("argoproj.io", "workflowtaskresults", "create", "Argo's executor reports each step's outputs",
-          _at("manifests/kustomize/base/pipeline/pipeline-runner-role.yaml", "1-96")),
+          _at("manifests/kustomize/base/pipeline/pipeline-runner-role.yaml", "81-87")),
     Grant("argoproj.io", "workflowtaskresults", "patch", "Argo's executor reports each step's outputs",
-          _at("manifests/kustomize/base/pipeline/pipeline-runner-role.yaml", "1-96")),
+          _at("manifests/kustomize/base/pipeline/pipeline-runner-role.yaml", "81-87")),
 )
 
 #: Group and version of the Kubernetes-native pipeline objects.

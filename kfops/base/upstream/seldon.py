@@ -56,7 +56,8 @@ STORAGE_INITIALIZER: Final = Fact("seldonio/rclone-storage-initializer:1.17.1",
                                   _at("helm-charts/seldon-core-operator/values.yaml", "105-110"))
 
 #: What the operator sets in an MLServer (protocol v2) graph node's container; the user's own values win, except
-#: MLSERVER_MODEL_NAME, which is always the graph node's (and container's) name. Probes become HTTP GETs of
+#: MLSERVER_MODEL_NAME, which is always the graph node's (and container's) name, and the names of
+#: :data:`RESERVED_ENV`. Probes become HTTP GETs of
 #: /v2/health/ready and /v2/health/live on the http port. Command, args and workingDir are left as they are.
 MLSERVER_ENV: Final = Fact({
     "MLSERVER_HTTP_PORT": "9000",
@@ -66,6 +67,11 @@ MLSERVER_ENV: Final = Fact({
     "MLSERVER_MODEL_VERSION": "v1",
     "MLSERVER_MODEL_URI": "/mnt/models",
 }, _at("operator/controllers/mlserver.go", "53-98,210-240"))
+#: A container that sets one of these itself loses its whole env: the operator's SetEnvVar (override off) returns
+#: nil for an existing name, and that nil replaces the container's env (operator/utils/utils.go#L108-129).
+RESERVED_ENV: Final = Fact(("MLSERVER_HTTP_PORT", "MLSERVER_GRPC_PORT", "MLSERVER_MODEL_URI",
+                            "PREDICTIVE_UNIT_HTTP_SERVICE_PORT", "PREDICTIVE_UNIT_GRPC_SERVICE_PORT",
+                            "PREDICTIVE_UNIT_PARAMETERS"), _at("operator/utils/utils.go", "108-129"))
 MLSERVER_PROBES: Final = Fact(("/v2/health/ready", "/v2/health/live"), _at("operator/controllers/mlserver.go", "77-87"))
 #: What the operator sets in a Python-wrapper (protocol seldon) graph node's container: its ports, its parameters as
 #: JSON, and TCP probes on the http port.
@@ -78,7 +84,7 @@ WRAPPER_ENV: Final = Fact({
 
 #: The validating webhook (the chart generates its certificate: no cert-manager needed).
 WEBHOOK: Final = Service("seldon-webhook-service", "seldon-system", 443,
-                         _at("helm-charts/seldon-core-operator/templates/webhook.yaml", "17-31"))
+                         _at("helm-charts/seldon-core-operator/templates/service_seldon-webhook-service.yaml", "10-14"))
 #: Protocols the webhook accepts.
 PROTOCOLS: Final = Fact(("seldon", "tensorflow", "kfserving", "v2"),
                         _at("operator/apis/machinelearning.seldon.io/v1/seldondeployment_types.go"))

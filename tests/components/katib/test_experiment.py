@@ -9,6 +9,7 @@ from infra.cluster.validate import validate_manifest
 from kfops.base.contract import S3_CONFIG_MAP, S3_SECRET_NAME
 from kfops.base.errors import KfopsError
 from kfops.base.recipes import RECIPES, WINE_QUALITY
+from kfops.base.upstream import katib
 
 pytestmark = pytest.mark.unit
 
@@ -51,7 +52,8 @@ def test_trial_template_runs_the_trainer_with_placeholders() -> None:
     assert job["kind"] == "Job"
     assert job["spec"]["backoffLimit"] == 0
     pod = job["spec"]["template"]
-    assert "labels" not in pod["metadata"], "trials must not depend on the PodDefault webhook"
+    # Only the label that opts the trial in to Katib's metrics collector; nothing a PodDefault selects.
+    assert pod["metadata"]["labels"] == katib.TRIAL_POD_LABEL.value
     assert pod["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
     container = pod["spec"]["containers"][0]
     assert container["command"] == ["python", "-m", "trainer", "--recipe", "winequality", "--data", DATASET,

@@ -1,9 +1,6 @@
-"""The platform install: pinned references, and the order the objects of each install are created in.
-
-Under the mock runtime no upstream kustomization is fetched; these tests hand the program a few objects of each
-install, with the kinds and names upstream's manifests have at the pinned tags (see kfops/base/upstream), so the
-transformations and dependencies are exercised on what `pulumi up` will meet.
-"""
+"""The platform install, on upstream's own objects: each kustomization is answered with its pinned ``built/`` bundle
+and each Helm release rendered from its pinned chart (:mod:`tests.upstream.world`), so the program's transformations
+and dependencies are exercised on exactly what ``pulumi up`` will meet."""
 
 from __future__ import annotations
 
@@ -11,75 +8,36 @@ import re
 from typing import Any
 
 import pytest
+import yaml
 
 from infra.cluster.mock_runtime import Rendering, record
-from infra.cluster.platform import KUSTOMIZATIONS, Platform, PlatformArgs, drop
-from kfops.base.contract import S3_SECRET_NAME
+from infra.cluster.platform import DROPPED, KUSTOMIZATIONS, WAIT_FOR, Platform, PlatformArgs, drop, seldon_values
+from kfops.base.contract import PIPELINE_SERVICE_ACCOUNT, S3_SECRET_NAME
 from kfops.base.upstream import cert_manager, katib, kfp, kubeflow, seldon
+from tests.upstream import data
+from tests.upstream.world import HELM_RELEASE, World, bundle, kind_world
 
 pytestmark = pytest.mark.unit
 
 RELEASE_TAG = re.compile(r"^v?\d+\.\d+\.\d+$")
 
 
-def obj(api_version: str, kind: str, name: str, namespace: str | None = "kubeflow") -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    if namespace:
-        meta["namespace"] = namespace
-    item: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": meta}
-    if kind == "Deployment":
-        pod = {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": name, "image": "upstream"}]}}
-        item["spec"] = {"selector": {"matchLabels": {"app": name}}, "template": pod}
-    elif kind == "CustomResourceDefinition":
-        item["spec"] = {"group": "argoproj.io", "names": {"kind": "Workflow", "plural": "workflows"},
-                        "scope": "Namespaced", "versions": []}
-    elif kind in ("Certificate", "Issuer"):
-        item["spec"] = {}
-    return item
+@pytest.fixture(scope="module")
+def world() -> World:
+    return kind_world()
 
 
-#: A few objects of each install, as upstream's manifests name them at the pinned tags.
-UPSTREAM = {
-    KUSTOMIZATIONS["kfp-cluster-scoped"]: [
-        obj("v1", "Namespace", "kubeflow", None),
-        obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "workflows.argoproj.io", None),
-        obj("v1", "ServiceAccount", "kubeflow-pipelines-cache-deployer-sa"),
-    ],
-    KUSTOMIZATIONS["kfp"]: [
-        obj("v1", "Secret", S3_SECRET_NAME),
-        obj("apps/v1", "Deployment", "ml-pipeline"),
-        obj("apps/v1", "Deployment", "seaweedfs"),
-        obj("cert-manager.io/v1", "Certificate", "kfp-api-webhook-cert"),
-    ],
-    KUSTOMIZATIONS["katib"]: [
-        obj("v1", "Namespace", "kubeflow", None),
-        obj("apps/v1", "Deployment", "katib-controller"),
-    ],
-    KUSTOMIZATIONS["poddefaults"]: [
-        obj("cert-manager.io/v1", "Issuer", "admission-webhook-selfsigned-issuer"),
-        obj("apps/v1", "Deployment", "admission-webhook-deployment"),
-    ],
-}
+def build(version: str) -> Rendering:
+    """The Platform component alone (no upstream objects: only its references are looked at)."""
 
-
-def build(version: str = seldon.VERSION) -> Rendering:
     def program() -> None:
-        import pulumi_kubernetes as k8s
+        Platform("platform", PlatformArgs(seldon_version=version))
 
-        namespace = k8s.core.v1.Namespace("kubeflow-namespace", metadata={"name": "kubeflow"})
-        secret = k8s.core.v1.Secret("kfp-secret", metadata={"name": S3_SECRET_NAME, "namespace": "kubeflow"})
-        platform = Platform("platform", PlatformArgs(seldon_version=version, prerequisites=[namespace, secret]))
-        import pulumi
-
-        k8s.core.v1.ConfigMap("needs-platform", metadata={"name": "after", "namespace": "kubeflow"},
-                              opts=pulumi.ResourceOptions(depends_on=platform.ready))
-
-    return record(program, kustomize=lambda directory: [dict(item) for item in UPSTREAM.get(directory, [])])
+    return record(program)
 
 
-def test_every_upstream_reference_is_pinned_to_the_facts_version() -> None:
-    rendering = build()
-    directories = {arguments["directory"] for token, arguments in rendering.invokes
+def test_every_upstream_reference_is_pinned_to_the_facts_version(world: World) -> None:
+    directories = {arguments["directory"] for token, arguments in world.rendering.invokes
                    if token == "kubernetes:kustomize:directory"}
     assert directories == {
         f"https://github.com/{kfp.REPO}/tree/{kfp.VERSION}/{kfp.CLUSTER_SCOPED.value}",
@@ -92,51 +50,104 @@ def test_every_upstream_reference_is_pinned_to_the_facts_version() -> None:
         assert ref, directory
         assert RELEASE_TAG.match(ref.group(1)), directory
     releases = {resource.inputs["chart"]: (resource.inputs["name"], resource.inputs["version"])
-                for resource in rendering.of_type("kubernetes:helm.sh/v3:Release")}
+                for resource in world.rendering.of_type(HELM_RELEASE)}
     assert releases == {"cert-manager": (cert_manager.RELEASE, cert_manager.VERSION),
                         "seldon-core-operator": ("seldon-core", seldon.VERSION)}
 
 
-def test_objects_kfops_creates_itself_are_left_out_of_the_installs() -> None:
-    rendering = build()
-    names = {(r.inputs.get("kind"), r.inputs["metadata"]["name"]) for r in rendering.resources
-             if r.is_kubernetes_object and r.name.startswith("platform-")}
-    assert ("Namespace", "kubeflow") not in names
-    assert ("Secret", S3_SECRET_NAME) not in names
-    assert ("Deployment", "ml-pipeline") in names
+@pytest.mark.parametrize("part", sorted(DROPPED))
+def test_what_an_install_leaves_out_is_in_upstreams_bundle(part: str) -> None:
+    """A drop that names nothing (upstream renamed the object) would silently install upstream's copy too."""
+    present = {(obj["kind"], obj["metadata"]["name"]) for obj in bundle(KUSTOMIZATIONS[part])}
+    assert set(DROPPED[part]) <= present, set(DROPPED[part]) - present
 
 
-def dependencies_of(rendering: Rendering, kind: str, name: str) -> set[str]:
-    [resource] = [r for r in rendering.resources if r.is_kubernetes_object and r.inputs["kind"] == kind
-                  and r.inputs["metadata"]["name"] == name and r.name.startswith("platform-")]
-    return resource.depends_on
+def test_objects_kfops_creates_itself_are_left_out_of_the_installs(world: World) -> None:
+    upstream = {(p.kind, p.name) for p in world.objects(origin="upstream")}
+    assert ("Namespace", kfp.NAMESPACE) not in upstream
+    assert ("Secret", S3_SECRET_NAME) not in upstream
+    assert ("Deployment", "katib-ui") not in upstream
+    assert ("Deployment", "ml-pipeline") in upstream
+    assert world.find("Secret", S3_SECRET_NAME, kfp.NAMESPACE).origin == "kfops"
 
 
-def test_kfp_starts_after_its_secret_cert_manager_and_its_cluster_scoped_resources() -> None:
-    rendering = build()
+def test_kfp_starts_after_its_secret_cert_manager_and_its_cluster_scoped_resources(world: World) -> None:
+    crds = {p.resource for p in world.objects("CustomResourceDefinition") if p.name == "workflows.argoproj.io"}
     for kind, name in (("Deployment", "ml-pipeline"), ("Deployment", "seaweedfs"),
                        ("Certificate", "kfp-api-webhook-cert")):
-        needs = dependencies_of(rendering, kind, name)
-        assert {"kfp-secret", "kubeflow-namespace", "platform-cert-manager"} <= needs, (kind, name, needs)
-        assert any("workflows.argoproj.io" in need for need in needs), needs
+        placed = world.find(kind, name, kfp.NAMESPACE)
+        assert placed.resource is not None
+        needs = world.dependencies(placed.resource)
+        assert {"object-store-kfp-artifact", "workspace-namespace", "platform-cert-manager"} <= needs, (kind, name)
+        assert crds & needs, needs
 
 
-def test_the_poddefault_webhooks_certificates_wait_for_cert_manager() -> None:
-    assert "platform-cert-manager" in dependencies_of(build(), "Issuer", "admission-webhook-selfsigned-issuer")
-
-
-def test_what_needs_the_platform_waits_for_every_object_of_every_install() -> None:
-    needs = build().named("needs-platform").depends_on
-    for name in ("ml-pipeline", "seaweedfs", "katib-controller", "admission-webhook-deployment"):
-        assert any(need.endswith(name) for need in needs), (name, needs)
-    assert {"platform-cert-manager", "platform-seldon-core"} <= needs
+def test_what_needs_the_platform_waits_for_every_object_of_every_install(world: World) -> None:
+    installed = {p.resource for p in world.objects(origin="upstream") if p.resource and p.resource.startswith(
+        "platform-")}
+    assert len(installed) > 80
+    for name in ("workflow-pipeline", "tracking-server", "buckets-job", "poddefaults-access-minio"):
+        needs = world.dependencies(name)
+        assert installed <= needs, (name, installed - needs)
 
 
 def test_seldon_operator_follows_the_stack_version() -> None:
-    [operator] = [resource for resource in build("1.16.0").of_type("kubernetes:helm.sh/v3:Release")
+    [operator] = [resource for resource in build("1.16.0").of_type(HELM_RELEASE)
                   if resource.inputs["chart"] == "seldon-core-operator"]
     assert operator.inputs["version"] == "1.16.0"
-    assert operator.inputs["values"]["usageMetrics"] == {"enabled": False}
+
+
+def keys(values: dict[str, Any], prefix: str = "") -> set[str]:
+    found = set()
+    for key, value in values.items():
+        found.add(prefix + key)
+        if isinstance(value, dict):
+            found |= keys(value, f"{prefix}{key}.")
+    return found
+
+
+def test_every_seldon_chart_value_kfops_sets_is_a_value_of_the_chart() -> None:
+    chart = yaml.safe_load(data.text(f"SeldonIO/seldon-core/v{seldon.VERSION}/helm-charts/seldon-core-operator/"
+                                     "values.yaml"))
+    assert keys(seldon_values(istio=False)) <= keys(chart), keys(seldon_values(istio=False)) - keys(chart)
+
+
+def test_seldons_executor_requests_fit_a_kind_node_next_to_two_predictors_and_a_surge(world: World) -> None:
+    [operator] = [p for p in world.objects("Deployment") if p.name == "seldon-controller-manager"]
+    env = {item["name"]: item.get("value") for item in operator.obj["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["EXECUTOR_DEFAULT_CPU_REQUEST"] == "100m"
+    assert env["EXECUTOR_DEFAULT_MEMORY_REQUEST"] == "128Mi"
+
+
+def test_katibs_pod_mutator_selects_only_pods_that_opt_in_and_fails_closed(world: World) -> None:
+    configuration, name = katib.POD_MUTATOR.value
+    [webhook] = [w for w in world.find("MutatingWebhookConfiguration", configuration).obj["webhooks"]
+                 if w["name"] == name]
+    assert webhook["objectSelector"] == {"matchLabels": katib.TRIAL_POD_LABEL.value}
+    assert webhook["failurePolicy"] == "Fail"
+
+
+def test_katib_gives_its_collector_the_trials_security_context(world: World) -> None:
+    name, key = katib.CONFIG.value
+    config = yaml.safe_load(world.find("ConfigMap", name, katib.NAMESPACE).obj["data"][key])
+    assert config["init"]["controller"]["injectSecurityContext"] is True
+    assert config["runtime"]["suggestions"], "the rest of katib-config is kept"
+
+
+def test_pulumi_waits_for_the_ca_cert_manager_injects(world: World) -> None:
+    injected = [p for p in world.placed if p.kind.endswith("WebhookConfiguration") and p.origin == "upstream"
+                and p.resource and p.resource.startswith("platform-") and not p.resource.endswith("seldon-core")
+                and "cert-manager.io/inject-ca-from" in (p.obj["metadata"].get("annotations") or {})]
+    assert {p.name for p in injected} >= {kfp.WEBHOOK_CONFIGURATION, "admission-webhook-mutating-webhook-configuration"}
+    for placed in injected:
+        assert placed.obj["metadata"]["annotations"][WAIT_FOR] == "jsonpath={.webhooks[0].clientConfig.caBundle}"
+        assert all("caBundle" not in w["clientConfig"] for w in placed.obj["webhooks"]), placed.name
+
+
+def test_runs_started_without_a_service_account_run_as_the_projects(world: World) -> None:
+    [api] = world.find("Deployment", kfp.API.name, kfp.NAMESPACE).obj["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item.get("value") for item in api["env"]}
+    assert env[kfp.RUNNER_ACCOUNT_SETTING.value] == PIPELINE_SERVICE_ACCOUNT
 
 
 @pytest.mark.parametrize(
