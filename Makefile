@@ -58,7 +58,7 @@ test: venv browser ## Run every test (unit, integration, e2e on the local target
 	$(SELDON_VENV)/bin/pytest --rootdir serving serving/tests -q
 	$(BIN)/pytest -m "not kind"
 
-e2e-kind: venv ## The nightly job: a kind cluster, both images, pulumi up, the e2e and kind tests, forensics, destroy
+e2e-kind: $(VENV)/.installed ## The nightly job: a kind cluster, both images, pulumi up, the e2e and kind tests, forensics, destroy
 	$(BIN)/pip install --quiet -e ".[kind]"
 	$(BIN)/pytest -m "e2e or kind" --target kind -o timeout_func_only=true --timeout 5400 -q
 

@@ -31,6 +31,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from infra.cluster.teardown import KatibDrain
 from kfops.base.seldon_versions import DEFAULT_SELDON_CORE_VERSION
 from kfops.base.upstream import Source, cert_manager, katib, kfp, kubeflow, seldon
 
@@ -248,6 +249,9 @@ class Platform(pulumi.ComponentResource):
             transformations=[drop(*DROPPED["katib"]), scope_katib_pod_mutator, inject_security_context_into_collectors,
                              after(combined(prerequisites))],
             opts=child)
+        # Deleted before any of Katib: the workflow's Experiments go while Katib can still finalize them.
+        KatibDrain(f"{name}-katib-drain", namespace=KFP_NAMESPACE, context=pulumi.Config("kubernetes").get("context"),
+                   opts=pulumi.ResourceOptions(parent=self, depends_on=objects_of(katib_install)))
         poddefaults = k8s.kustomize.Directory(
             f"{name}-poddefaults", directory=KUSTOMIZATIONS["poddefaults"], resource_prefix=f"{name}-poddefaults",
             transformations=[drop(*DROPPED["poddefaults"]), await_injected_ca,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -72,11 +73,36 @@ def build_images(cluster: Any) -> None:
         cluster.load_docker_image(tag)
 
 
-def create_cluster(attempts: int = 3) -> Any:
-    """A kind cluster named :data:`CLUSTER_NAME` (pytest-kind-ng), recreated on a failed create."""
+def tool(name: str) -> Path:
+    """A tool the job installs (kind, kubectl): pytest-kind-ng would otherwise download its own defaults (kind
+    v0.17.0, kubectl v1.25.3), which cannot run the pinned node image or are far outside kubectl's version skew.
+
+    Raises:
+        RuntimeError: It is not on PATH.
+    """
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"{name} is not on PATH: install the version .github/workflows/nightly-kind.yaml pins")
+    return Path(found).resolve()
+
+
+def create_cluster(attempts: int = 3, kind: Path | None = None, kubectl: Path | None = None) -> Any:
+    """A new kind cluster named :data:`CLUSTER_NAME` (pytest-kind-ng), recreated on a failed create.
+
+    Raises:
+        RuntimeError: A cluster of that name exists already: pytest-kind-ng would reuse it and the teardown would
+            delete it, and it may be a developer's own (the README's ``kind create cluster --name kfops``).
+    """
+    kind, kubectl = kind or tool("kind"), kubectl or tool("kubectl")
+    existing = subprocess.run([str(kind), "get", "clusters"], capture_output=True, text=True, check=True).stdout
+    if CLUSTER_NAME in existing.split():
+        raise RuntimeError(f"a kind cluster named {CLUSTER_NAME} exists already; the nightly harness creates and "
+                           f"deletes its own: `kind delete cluster --name {CLUSTER_NAME}` if it is not yours")
     from pytest_kind import KindCluster
 
-    cluster = KindCluster(CLUSTER_NAME, image=os.environ.get("KIND_NODE_IMAGE"))
+    kubeconfig = REPO_ROOT / ".pytest-kind" / CLUSTER_NAME / "kubeconfig"
+    cluster = KindCluster(CLUSTER_NAME, kubeconfig=kubeconfig, image=os.environ.get("KIND_NODE_IMAGE"),
+                          kind_path=kind, kubectl_path=kubectl)
     for attempt in range(attempts):
         try:
             cluster.create()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,12 @@ import yaml
 
 from infra.cluster.mock_runtime import run_program
 from kfops.base.paths import REPO_ROOT
-from kfops.base.upstream import katib, kfp
+from kfops.base.upstream import kfp
+from tests.fakes.katib import FakeKatib
 from tests.kind.forensics import FORENSIC_NAMESPACES, collect_forensics
 from tests.kind.forwards import Forward, PortForward, local_endpoint, platform_forwards, serving_forwards
-from tests.kind.stack import bounded, clear_katib_finalizers
+from tests.kind.harness import create_cluster, tool
+from tests.kind.stack import bounded, drain_katib_or_force, state_backend
 
 pytestmark = pytest.mark.unit
 
@@ -84,20 +87,41 @@ def test_forensics_keep_going_when_a_command_fails_and_collect_every_containers_
     assert ("-n", "kubeflow", "get", "experiments,trials", "-o", "yaml") in calls
 
 
-def test_katib_finalizers_are_cleared_before_destroy() -> None:
-    patched: list[str] = []
-
+def fake_kubectl(katib: FakeKatib, calls: list[tuple[str, ...]]) -> Callable[..., str]:
     def kubectl(*args: str) -> str:
-        if "get" in args:
-            return {"experiments.kubeflow.org": "experiment.kubeflow.org/kfops-winequality-1",
-                    "trials.kubeflow.org": "trial.kubeflow.org/t1\ntrial.kubeflow.org/t2"}[args[3]]
-        patched.append(args[3])
-        assert args[-1] == '{"metadata":{"finalizers":null}}'
+        calls.append(args)
+        if args[2] == "patch":
+            plural, name = args[3].split(".", 1)[0], args[3].rsplit("/", 1)[-1]
+            katib.patch_finalizers(plural, name)
         return ""
 
-    assert clear_katib_finalizers(kubectl) == patched == ["experiment.kubeflow.org/kfops-winequality-1",
-                                                         "trial.kubeflow.org/t1", "trial.kubeflow.org/t2"]
-    assert katib.EXPERIMENT_FINALIZER.value == "update-prometheus-metrics"
+    return kubectl
+
+
+def test_before_destroy_a_running_katib_finishes_the_workflows_experiments() -> None:
+    katib, calls = FakeKatib(), []
+    katib.add_experiment("kfops-winequality-1")
+    assert drain_katib_or_force(katib, fake_kubectl(katib, calls), sleep=lambda _s: katib.reconcile()) == []
+    assert katib.objects == {}
+    assert calls == [], "nothing forced"
+
+
+def test_a_katib_that_cannot_finish_is_forced_webhooks_first_and_only_what_is_being_deleted() -> None:
+    katib, calls = FakeKatib(), []
+    katib.add_experiment("kfops-winequality-1")
+    katib.controller_running = False
+    forced = drain_katib_or_force(katib, fake_kubectl(katib, calls), timeout=2, sleep=lambda _s: katib.reconcile())
+    assert calls[0][0] == "delete", "Katib's webhooks must go before any Experiment is patched"
+    assert forced == ["experiments.kubeflow.org/kfops-winequality-1"]
+    assert ("trials", "kfops-winequality-1-0") in katib.objects, "not being deleted: left alone"
+
+
+def test_a_pulumi_state_dir_that_does_not_exist_yet_is_created(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/workspace/.pulumi-state"
+    assert state_backend({"PULUMI_BACKEND_URL": url, "PULUMI_CONFIG_PASSPHRASE": "x"}) == url
+    assert (tmp_path / "workspace" / ".pulumi-state").is_dir()
+    with pytest.raises(RuntimeError, match="PULUMI_CONFIG_PASSPHRASE"):
+        state_backend({"PULUMI_BACKEND_URL": url})
 
 
 def test_a_destroy_that_hangs_is_bounded() -> None:
@@ -169,3 +193,18 @@ def test_the_workflow_file_is_a_thin_caller_of_the_harness() -> None:
     assert uploads
     assert uploads[0]["if"] == "always()"
     assert uploads[0]["with"]["path"] == "kind-forensics"
+
+
+def test_the_harness_never_takes_over_an_existing_kind_cluster(tmp_path: Path) -> None:
+    """kind cannot run here (no Docker): a script answering ``kind get clusters`` as kind does stands in for it."""
+    kind = tmp_path / "kind"
+    kind.write_text("#!/bin/sh\nprintf 'other\\nkfops\\n'\n")
+    kind.chmod(0o755)
+    with pytest.raises(RuntimeError, match="exists already"):
+        create_cluster(kind=kind, kubectl=Path("/bin/true"))
+
+
+def test_the_harness_uses_the_kind_and_kubectl_the_job_installs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(RuntimeError, match="kind is not on PATH"):
+        tool("kind")
