@@ -72,8 +72,10 @@ def ingest(recipe: str, dataset_url: str, offline: bool, raw: ArtifactLike) -> N
     selected = get_recipe(recipe)
     url = dataset_url or selected.dataset_url(offline=offline)
     result = fetch(url, Path(raw.path))
-    raw.metadata.update({"url": url, "bytes": result.size, "sha256": result.sha256, "format": selected.format})
-    print(f"ingested {url}: {result.size} bytes, sha256 {result.sha256[:16]}")
+    raw.metadata.update({"url": url, "origin": result.origin, "bytes": result.size, "sha256": result.sha256,
+                         "format": selected.format})
+    read_from = f" (read from {result.origin})" if result.origin != url else ""
+    print(f"ingested {url}{read_from}: {result.size} bytes, sha256 {result.sha256[:16]}")
 
 
 @task(Step.CLEAN)
