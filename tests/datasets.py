@@ -13,6 +13,16 @@ from kfops.base.recipes import RECIPES
 WINE_CSV = BUNDLED_DATA / "winequality-red.csv"
 
 
+def _sklearn_iris() -> Path:
+    import importlib.resources
+
+    return Path(str(importlib.resources.files("sklearn.datasets").joinpath("data/iris.csv")))
+
+
+#: The copy of iris scikit-learn ships (first row ``150,4,setosa,versicolor,virginica``).
+SKLEARN_IRIS = _sklearn_iris()
+
+
 def write_iris_csv(path: Path) -> Path:
     """The real iris measurements (bundled with scikit-learn) in the UCI ``iris.data`` layout: no header."""
     from sklearn.datasets import load_iris
