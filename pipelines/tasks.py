@@ -88,6 +88,9 @@ def clean(recipe: str, raw: ArtifactLike, cleaned: ArtifactLike, stats: MetricsL
     for name, value in result.as_metrics().items():
         stats.log_metric(name, value)
     cleaned.metadata.update({"features": result.features, "dropped_columns": result.dropped_columns})
+    if result.layout:
+        cleaned.metadata["layout"] = result.layout
+        print(f"read {raw.metadata.get('url', 'the raw file')} as a {result.layout}")
     print(f"cleaned: {result.rows_out} rows x {result.columns_out} columns "
           f"({len(result.dropped_columns)} columns and {result.dropped_rows} rows dropped)")
 

@@ -140,21 +140,35 @@ def summary_table(summary: Any, mlflow_url: str | None) -> Table:
 
 def _print_curls(platform: Any) -> None:
     """Ready-to-paste requests for every endpoint serving the champion (with a real row of its input example)."""
+    lines = example_requests(platform)
+    if lines:
+        console.print("Try the champion:", highlight=False)
+    for line in lines:
+        click.echo(f"  {line}")
+
+
+def example_requests(platform: Any) -> list[str]:
+    """A ``curl`` line per HTTP endpoint serving the champion, and a note per gRPC endpoint.
+
+    Each request sends the first row of the served model's own input example, so it fits the model whatever recipe
+    it was trained on.
+    """
     from infra.local.serving import LocalServing
     from kfops_serving.protocols import open_inference_v2, seldon_v1
 
     deployed = LocalServing(platform).deployed()
     if not deployed:
-        return
+        return []
     example = json.loads((Path(deployed["model"]["path"]) / "serving_input_example.json").read_text())
     row = [example["dataframe_split"]["data"][0]]
     bodies = {"v1": seldon_v1(row).decode(), "v2": open_inference_v2(row).decode()}
-    console.print("Try the champion:", highlight=False)
+    lines = []
     for protocol, url in sorted(deployed["endpoints"].items(), reverse=True):
         if protocol in bodies:
-            click.echo(f"  curl -X POST {url} -H 'Content-Type: application/json' -d '{bodies[protocol]}'")
+            lines.append(f"curl -X POST {url} -H 'Content-Type: application/json' -d '{bodies[protocol]}'")
         else:
-            click.echo(f"  {protocol}: {url} (Open Inference ModelInfer; `kfops loadtest --protocol {protocol}`)")
+            lines.append(f"{protocol}: {url} (Open Inference ModelInfer; `kfops loadtest --protocol {protocol}`)")
+    return lines
 
 
 def _is_number(value: str) -> bool:
