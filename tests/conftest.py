@@ -105,9 +105,11 @@ def _forget_cached_credentials() -> None:
     boto3.DEFAULT_SESSION = None
 
 
-def started_platform(tmp_path_factory: pytest.TempPathFactory, **overrides: object) -> Iterator[LocalPlatform]:
-    """Start a platform in its own state dir, export its env to this process, stop it afterwards."""
-    platform = LocalPlatform(new_settings(tmp_path_factory.mktemp("kfops-platform"), **overrides))
+def started_platform(tmp_path_factory: pytest.TempPathFactory, state_dir: Path | None = None,
+                     **overrides: object) -> Iterator[LocalPlatform]:
+    """Start a platform in its own state dir (a new temp dir unless given), export its env to this process, stop it
+    afterwards."""
+    platform = LocalPlatform(new_settings(state_dir or tmp_path_factory.mktemp("kfops-platform"), **overrides))
     try:
         platform.up()
         with pytest.MonkeyPatch.context() as patch:
