@@ -9,7 +9,15 @@ import pytest
 from components.clean import clean, clean_file, load_raw
 from kfops.base.errors import KfopsError
 from kfops.base.recipes import RECIPES
-from tests.datasets import SKLEARN_IRIS, WINE_CSV, write_churn_arff, write_iris_csv
+from tests.datasets import (
+    KDD_COMPLETE_NUMERIC,
+    KDD_EMPTY,
+    SKLEARN_IRIS,
+    WINE_CSV,
+    write_churn_arff,
+    write_iris_csv,
+    write_kdd_churn_arff,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -36,6 +44,17 @@ def test_churn_arff_target_mapped_incomplete_and_nominal_columns_dropped(tmp_pat
                                      "Var191": "missing values", "Var192": "non-numeric"}
     assert not frame.isna().any().any()
     assert all(pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns)
+
+
+def test_the_kdd_churn_schema_keeps_its_complete_numeric_variables(tmp_path: Path) -> None:
+    raw = write_kdd_churn_arff(tmp_path / "KDDCup09_churn.arff", rows=300)
+    stats = clean_file(raw, RECIPES["churn"], tmp_path / "churn.parquet")
+    frame = pd.read_parquet(tmp_path / "churn.parquet")
+    assert list(frame.columns) == [*(f"Var{n}" for n in KDD_COMPLETE_NUMERIC), "CHURN"]
+    assert (stats.rows_in, stats.columns_in, stats.rows_out) == (300, 231, 300)
+    assert len(stats.dropped_columns) == 227
+    assert all(stats.dropped_columns[f"Var{n}"] == "missing values" for n in KDD_EMPTY)
+    assert stats.dropped_columns["Var193"] == "non-numeric", "a complete nominal variable"
 
 
 def test_headerless_iris_csv(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from kfops.base.errors import KfopsError
-from kfops.base.recipes import IRIS, RECIPES, WINE_QUALITY, Recipe, SearchParameter, get_recipe
+from kfops.base.recipes import CHURN, IRIS, RECIPES, WINE_QUALITY, Recipe, SearchParameter, get_recipe
 
 pytestmark = pytest.mark.unit
 
@@ -30,6 +30,12 @@ def test_iris_runs_offline_from_scikit_learns_copy_and_answers_species_names() -
     assert IRIS.class_labels == ("setosa", "versicolor", "virginica")
     # Both sources' spellings of a species are the same class.
     assert IRIS.target_mapping["Iris-setosa"] == IRIS.target_mapping["setosa"] == 0
+
+
+def test_churn_downloads_the_real_openml_file_unless_given_a_url() -> None:
+    # No copy ships (it is 50,000 rows): offline or not, the default is OpenML; --dataset-url points at a local copy.
+    assert CHURN.dataset_url(offline=True) == CHURN.dataset_url() == \
+        "https://www.openml.org/data/download/53995/KDDCup09_churn.arff"
 
 
 def test_unknown_recipe_lists_the_known_ones() -> None:
