@@ -98,8 +98,10 @@ def _with_retries(url: str, retries: int, backoff: float, attempt: Callable[[], 
             return attempt()
         except _Transient as error:
             if number == retries:
-                raise KfopsError(f"could not download {url} after {retries + 1} attempts ({error})",
-                                 "check the URL and your network (or the object store), then run again") from error
+                fix = ("check the object store (locally: `kfops local status`), then run again" if url.startswith("s3:")
+                       else "check the URL and your network, then run again; without network, fetch the file once "
+                            "and run with --dataset-url file:///path/to/it (the pipeline parameter dataset_url)")
+                raise KfopsError(f"could not download {url} after {retries + 1} attempts ({error})", fix) from error
             time.sleep(backoff * 2**number)
     raise AssertionError("unreachable")
 

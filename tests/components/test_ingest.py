@@ -34,6 +34,13 @@ def test_package_url_reads_the_copy_an_installed_package_ships(tmp_path: Path) -
     assert result.origin == f"scikit-learn {version('scikit-learn')}: {shipped}"
 
 
+def test_an_unreachable_server_says_how_to_run_from_a_local_copy(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/KDDCup09_churn.arff"
+    with pytest.raises(KfopsError, match="after 1 attempts") as raised:
+        fetch(url, tmp_path / "raw", retries=0, timeout=5)
+    assert "--dataset-url file:///" in raised.value.fix
+
+
 def test_http_download(tmp_path: Path, http_files: tuple[Path, str]) -> None:
     root, base = http_files
     (root / "wine.csv").write_bytes(WINE_CSV.read_bytes())
