@@ -22,6 +22,8 @@ SELDON_EXTRA ?= seldon
 KFOPS := $(BIN)/kfops
 # State of `make demo` (the same default `kfops` uses).
 export KFOPS_STATE_DIR ?= .kfops
+# Recipe of `make demo` (`make demo RECIPE=iris`); empty: the CLI's default (kfops/base/defaults.py).
+RECIPE ?=
 
 .PHONY: help venv browser test check lint bench demo down clean
 
@@ -79,9 +81,9 @@ bench: venv ## Regenerate every figure of benchmarks/README.md (JSON + PNG in be
 	$(BIN)/python benchmarks/profile_request.py
 	$(BIN)/python benchmarks/soak.py
 
-demo: venv ## Start the local platform and run the whole workflow on it (offline, wine-quality recipe)
+demo: venv ## Start the local platform and run the whole workflow on it (offline; RECIPE=iris for another recipe)
 	$(KFOPS) local up
-	$(KFOPS) pipeline run --local
+	$(KFOPS) pipeline run --local$(if $(RECIPE), --recipe $(RECIPE))
 	@echo
 	@echo "Environment for S3 and MLflow clients (eval \"\$$(kfops local env)\"):"
 	@$(KFOPS) local env

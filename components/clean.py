@@ -29,6 +29,8 @@ class CleanStats:
     dropped_columns: dict[str, str] = field(default_factory=dict)
     dropped_rows: int = 0
     target_summary: dict[str, float] = field(default_factory=dict)
+    layout: str = ""
+    """How the file was read when its layout is not the recipe's plain one (scikit-learn's bundled CSV)."""
 
     def as_metrics(self) -> dict[str, float]:
         """The numeric part, as KFP Metrics entries."""
@@ -57,19 +59,12 @@ def load_raw(path: Path, recipe: Recipe) -> pd.DataFrame:
 
 
 def _load_csv(path: Path, recipe: Recipe) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(
-            path,
-            sep=recipe.delimiter,
-            header=0 if recipe.header else None,
-            names=list(recipe.column_names) if recipe.column_names else None,
-            skipinitialspace=True,
-        )
-    except pd.errors.EmptyDataError as error:
-        raise KfopsError(f"{path.name} has no data", "check the dataset URL") from error
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise KfopsError(f"{path.name} is not a valid {recipe.delimiter!r}-separated file ({error})",
-                         "check the dataset URL and the recipe's delimiter") from error
+    if not recipe.header:
+        bundled = _load_sklearn_layout(path, recipe)
+        if bundled is not None:
+            return bundled
+    frame = _read_csv(path, recipe, header=0 if recipe.header else None,
+                      names=list(recipe.column_names) if recipe.column_names else None)
     expected = len(recipe.column_names) if recipe.column_names else 2
     if frame.shape[1] < expected:
         found = _sniff_delimiter(path)
@@ -78,6 +73,60 @@ def _load_csv(path: Path, recipe: Recipe) -> pd.DataFrame:
                                f"{recipe.delimiter!r}{hint}",
                          "use the recipe whose delimiter matches the file, or fix the file")
     return frame
+
+
+def _read_csv(path: Path, recipe: Recipe, **options: Any) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, sep=recipe.delimiter, skipinitialspace=True, **options)
+    except pd.errors.EmptyDataError as error:
+        raise KfopsError(f"{path.name} has no data", "check the dataset URL") from error
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise KfopsError(f"{path.name} is not a valid {recipe.delimiter!r}-separated file ({error})",
+                         "check the dataset URL and the recipe's delimiter") from error
+
+
+def _load_sklearn_layout(path: Path, recipe: Recipe) -> pd.DataFrame | None:
+    """A CSV in the layout of scikit-learn's bundled datasets, with class names for labels; None if it is not one.
+
+    That layout's first row is ``<rows>,<features>,<class name>,...`` (iris: ``150,4,setosa,versicolor,virginica``);
+    every other row is the features and the index of its class in those names.
+
+    Raises:
+        KfopsError: The first row says so, but the rest disagrees (row count, feature count, class indices).
+    """
+    with path.open(newline="", errors="replace") as handle:
+        first = [cell.strip() for cell in next(csv.reader(handle, delimiter=recipe.delimiter), [])]
+    if len(first) < 3 or not all(cell.isdigit() for cell in first[:2]) or any(_is_number(c) for c in first[2:]):
+        return None
+    rows, width, names = int(first[0]), int(first[1]), first[2:]
+    features = [name for name in recipe.column_names if name != recipe.target]
+    if width != len(features):
+        raise KfopsError(f"{path.name} has {width} features per row (its first line says); recipe {recipe.name!r} "
+                         f"reads {len(features)} ({', '.join(features)})",
+                         "use the recipe of this dataset, or the dataset of this recipe")
+    frame = _read_csv(path, recipe, skiprows=1, header=None, names=[*features, recipe.target])
+    if len(frame) != rows:
+        raise KfopsError(f"{path.name} declares {rows} rows in its first line but has {len(frame)}",
+                         "the copy is truncated or was edited: reinstall the package that ships it or fetch it again")
+    codes = pd.to_numeric(frame[recipe.target], errors="coerce")
+    bad = ~codes.isin(range(len(names)))
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise KfopsError(f"{path.name}: class {str(frame[recipe.target].iloc[row])!r} on line {row + 2} is not an "
+                         f"index of its class names ({', '.join(names)})",
+                         "the copy is damaged: reinstall the package that ships it or fetch it again")
+    frame[recipe.target] = codes.astype("int64").map(dict(enumerate(names)))
+    frame.attrs["layout"] = (f"scikit-learn bundled CSV: {rows} rows, {width} features, classes "
+                             f"{', '.join(names)}")
+    return frame
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _sniff_delimiter(path: Path) -> str | None:
@@ -116,7 +165,7 @@ def clean(frame: pd.DataFrame, recipe: Recipe) -> tuple[pd.DataFrame, CleanStats
     Raises:
         KfopsError: Missing target, unmapped target labels, empty or non-numeric feature columns, too few rows.
     """
-    stats = CleanStats(rows_in=len(frame), columns_in=frame.shape[1])
+    stats = CleanStats(rows_in=len(frame), columns_in=frame.shape[1], layout=str(frame.attrs.get("layout", "")))
     if recipe.normalize_columns:
         frame = frame.rename(columns=normalize_name)
     target = recipe.target_column
@@ -175,7 +224,10 @@ def _map_target(values: pd.Series, recipe: Recipe, target: str) -> pd.Series:
             raise KfopsError(f"target {target!r} has labels {unknown[:5]} the recipe does not map "
                                    f"(known: {sorted(recipe.target_mapping)})",
                              "check the dataset or extend the recipe's target_mapping")
-        return as_text.map(recipe.target_mapping).astype("int64")
+        indices = as_text.map(recipe.target_mapping).astype("int64")
+        if recipe.class_labels:
+            return indices.map(dict(enumerate(recipe.class_labels))).astype(object)
+        return indices
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.isna().any():
         bad = values[numeric.isna()].iloc[0]

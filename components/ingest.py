@@ -1,7 +1,11 @@
-"""Ingest: fetch a dataset from an http(s), s3 or file URL into a local file, safely.
+"""Ingest: fetch a dataset from an http(s), s3, file or package URL into a local file, safely.
 
 Guards against what goes wrong with real URLs: servers that are down (retried with backoff), missing files (not
 retried), login or error pages served instead of data, files far larger than expected, and empty responses.
+
+A ``package://<importable package>/<path>`` URL is a copy of a dataset that an installed Python package ships (e.g.
+``package://sklearn.datasets/data/iris.csv``): it is read from the environment the step runs in, with no network,
+and the result names the distribution, its version and the file it really read.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ class FetchResult:
     path: Path
     size: int
     sha256: str
+    origin: str = ""
+    """Where the bytes really came from when the URL does not say it all (a package URL: distribution, version and
+    file), else the URL."""
 
 
 class _Transient(Exception):
@@ -45,7 +52,8 @@ def fetch(url: str, dest: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, retries: 
     """Download ``url`` into ``dest``.
 
     Args:
-        url: ``http(s)://``, ``s3://bucket/key`` or ``file:///absolute/path`` (a bare path counts as a file).
+        url: ``http(s)://``, ``s3://bucket/key``, ``file:///absolute/path`` (a bare path counts as a file) or
+            ``package://<importable package>/<path of a file inside it>``.
         dest: Local file to write; it only appears once the download is complete and checked.
         max_bytes: Refuse anything larger.
         retries: Extra attempts after a transient failure (the wait doubles from ``backoff`` seconds each time).
@@ -62,22 +70,26 @@ def fetch(url: str, dest: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, retries: 
     scheme = parsed.scheme or "file"
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
+    origin = url
     if scheme in ("http", "https"):
         _with_retries(url, retries, backoff, lambda: _fetch_http(url, partial, max_bytes, timeout))
     elif scheme == "s3":
         _with_retries(url, retries, backoff, lambda: _fetch_s3(url, partial, max_bytes, timeout))
     elif scheme == "file":
         _fetch_file(Path(unquote(parsed.path)) if parsed.scheme else Path(url), partial, max_bytes)
+    elif scheme == "package":
+        path, origin = _resolve_package(url)
+        _fetch_file(path, partial, max_bytes)
     else:
         raise KfopsError(f"unsupported URL scheme {scheme!r} in {url!r}",
-                         "use an http, https, s3 or file URL")
+                         "use an http, https, s3, file or package URL")
     try:
         size, digest = _check_content(url, partial)
     except KfopsError:
         partial.unlink(missing_ok=True)
         raise
     partial.replace(dest)
-    return FetchResult(path=dest, size=size, sha256=digest)
+    return FetchResult(path=dest, size=size, sha256=digest, origin=origin)
 
 
 def _with_retries(url: str, retries: int, backoff: float, attempt: Callable[[], T]) -> T:
@@ -86,8 +98,10 @@ def _with_retries(url: str, retries: int, backoff: float, attempt: Callable[[], 
             return attempt()
         except _Transient as error:
             if number == retries:
-                raise KfopsError(f"could not download {url} after {retries + 1} attempts ({error})",
-                                 "check the URL and your network (or the object store), then run again") from error
+                fix = ("check the object store (locally: `kfops local status`), then run again" if url.startswith("s3:")
+                       else "check the URL and your network, then run again; without network, fetch the file once "
+                            "and run with --dataset-url file:///path/to/it (the pipeline parameter dataset_url)")
+                raise KfopsError(f"could not download {url} after {retries + 1} attempts ({error})", fix) from error
             time.sleep(backoff * 2**number)
     raise AssertionError("unreachable")
 
@@ -143,6 +157,35 @@ def _fetch_file(path: Path, partial: Path, max_bytes: int) -> None:
     if size > max_bytes:
         raise _too_large(path.as_uri(), size, max_bytes)
     shutil.copyfile(path, partial)
+
+
+def _resolve_package(url: str) -> tuple[Path, str]:
+    """The file a ``package://`` URL names in this environment, and ``"<distribution> <version>: <file>"``."""
+    import importlib.resources
+    from importlib import metadata
+
+    parsed = urlparse(url)
+    module, resource = parsed.netloc, unquote(parsed.path).strip("/")
+    if not module or not resource:
+        raise KfopsError(f"{url} names no file",
+                         "write package://<importable package>/<path inside it>, "
+                         "e.g. package://sklearn.datasets/data/iris.csv")
+    top = module.split(".")[0]
+    try:
+        root = importlib.resources.files(module)
+    except ModuleNotFoundError as error:
+        raise KfopsError(f"package {top!r} of {url} is not installed",
+                         "install it where the ingest step runs, or give the dataset's http, s3 or file URL") from error
+    distributions = metadata.packages_distributions().get(top) or [top]
+    try:
+        shipped_by = f"{distributions[0]} {metadata.version(distributions[0])}"
+    except metadata.PackageNotFoundError:
+        shipped_by = top
+    path = Path(str(root.joinpath(resource)))
+    if not path.is_file():
+        raise KfopsError(f"{url}: {shipped_by} has no file {resource}",
+                         "check the path inside the package (it may differ in this version of the package)")
+    return path, f"{shipped_by}: {path}"
 
 
 def _write_capped(url: str, chunks: Iterator[bytes], partial: Path, max_bytes: int) -> None:

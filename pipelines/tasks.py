@@ -72,8 +72,10 @@ def ingest(recipe: str, dataset_url: str, offline: bool, raw: ArtifactLike) -> N
     selected = get_recipe(recipe)
     url = dataset_url or selected.dataset_url(offline=offline)
     result = fetch(url, Path(raw.path))
-    raw.metadata.update({"url": url, "bytes": result.size, "sha256": result.sha256, "format": selected.format})
-    print(f"ingested {url}: {result.size} bytes, sha256 {result.sha256[:16]}")
+    raw.metadata.update({"url": url, "origin": result.origin, "bytes": result.size, "sha256": result.sha256,
+                         "format": selected.format})
+    read_from = f" (read from {result.origin})" if result.origin != url else ""
+    print(f"ingested {url}{read_from}: {result.size} bytes, sha256 {result.sha256[:16]}")
 
 
 @task(Step.CLEAN)
@@ -86,6 +88,9 @@ def clean(recipe: str, raw: ArtifactLike, cleaned: ArtifactLike, stats: MetricsL
     for name, value in result.as_metrics().items():
         stats.log_metric(name, value)
     cleaned.metadata.update({"features": result.features, "dropped_columns": result.dropped_columns})
+    if result.layout:
+        cleaned.metadata["layout"] = result.layout
+        print(f"read {raw.metadata.get('url', 'the raw file')} as a {result.layout}")
     print(f"cleaned: {result.rows_out} rows x {result.columns_out} columns "
           f"({len(result.dropped_columns)} columns and {result.dropped_rows} rows dropped)")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -105,9 +106,11 @@ def _forget_cached_credentials() -> None:
     boto3.DEFAULT_SESSION = None
 
 
-def started_platform(tmp_path_factory: pytest.TempPathFactory, **overrides: object) -> Iterator[LocalPlatform]:
-    """Start a platform in its own state dir, export its env to this process, stop it afterwards."""
-    platform = LocalPlatform(new_settings(tmp_path_factory.mktemp("kfops-platform"), **overrides))
+def started_platform(tmp_path_factory: pytest.TempPathFactory, state_dir: Path | None = None,
+                     **overrides: object) -> Iterator[LocalPlatform]:
+    """Start a platform in its own state dir (a new temp dir unless given), export its env to this process, stop it
+    afterwards."""
+    platform = LocalPlatform(new_settings(state_dir or tmp_path_factory.mktemp("kfops-platform"), **overrides))
     try:
         platform.up()
         with pytest.MonkeyPatch.context() as patch:
@@ -134,21 +137,28 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def http_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """A directory served over real HTTP by the standard library's static file server: ``(directory, base URL)``."""
+@contextlib.contextmanager
+def http_directory(root: Path) -> Iterator[str]:
+    """Serve ``root`` over real HTTP with the standard library's static file server; yields the base URL."""
     import functools
     import http.server
     import threading
 
-    root = tmp_path_factory.mktemp("http-root")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *args: None  # type: ignore[attr-defined]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def http_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A directory served over real HTTP by the standard library's static file server: ``(directory, base URL)``."""
+    root = tmp_path_factory.mktemp("http-root")
+    with http_directory(root) as base:
+        yield root, base

@@ -8,6 +8,15 @@ from kfops.base.errors import KfopsError
 from kfops.base.recipes import MODEL_HYPERPARAMETERS
 from kfops.base.values import parse_named_values
 
+#: Types in a saved model of each family that skops refuses to load unless told to trust them. Tree ensembles keep
+#: their nodes in ``sklearn.tree._tree.Tree``, whose raw indices a crafted file could point out of bounds; the models
+#: here are written by this trainer into the project's own registry, and only this one type is trusted, by name.
+SKOPS_TRUSTED_TYPES: dict[str, tuple[str, ...]] = {
+    "elasticnet": (),
+    "gradient_boosting": ("sklearn.tree._tree.Tree",),
+    "random_forest": ("sklearn.tree._tree.Tree",),
+}
+
 
 def parse_hyperparameters(family: str, raw: dict[str, str]) -> dict[str, Any]:
     """Convert ``{"alpha": "0.01"}`` to typed values, rejecting names the family does not have.

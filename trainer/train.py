@@ -18,7 +18,7 @@ from kfops.base.storage import endpoint_url
 from kfops.base.tracking import require_tracking_server, short_error
 from trainer.data import load_frame, split
 from trainer.evaluate import evaluate
-from trainer.models import build_model, fit, parse_hyperparameters
+from trainer.models import SKOPS_TRUSTED_TYPES, build_model, fit, parse_hyperparameters
 
 #: Alias a freshly trained version gets; ``champion`` is only ever moved by the promotion step.
 CHALLENGER = "challenger"
@@ -102,6 +102,7 @@ def train_and_register(recipe: Recipe, data_uri: str, raw_params: dict[str, str]
                 model, name="model",
                 signature=infer_signature(example, model.predict(example)),
                 input_example=example,
+                skops_trusted_types=list(SKOPS_TRUSTED_TYPES[recipe.model]) or None,
                 # Explicit requirements: inferring them imports the model in a subprocess and costs seconds.
                 pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
             )

@@ -315,10 +315,28 @@ class LocalServing:
             else:
                 status, body = _post(f"{base}{V1_PREDICTIONS_PATH}", 60, seldon_v1(rows))
                 got = json.loads(body)["data"]["ndarray"] if status == 200 else None
-            if got is None or not np.allclose(np.asarray(got, dtype=float).ravel(), expected, rtol=1e-6, atol=1e-9):
+            if not same_predictions(got, expected):
                 raise KfopsError(f"the {protocol} endpoint answered the model's input example with HTTP "
                                        f"{status}: {body[:300]!r}, expected {expected.tolist()}",
                                  "the previous model was restored; read the runtime's log")
+
+
+def same_predictions(got: Any, expected: Any) -> bool:
+    """Whether an endpoint's answer ``got`` is the model's own ``expected`` predictions.
+
+    Numbers to within float rounding; anything else (a classifier's class labels) exactly, label for label.
+    """
+    import numpy as np
+
+    if got is None:
+        return False
+    answered, expected = np.asarray(got).ravel(), np.asarray(expected).ravel()
+    if answered.shape != expected.shape:
+        return False
+    if expected.dtype.kind in "biuf":
+        return answered.dtype.kind in "biuf" and bool(np.allclose(answered.astype(float), expected.astype(float),
+                                                                  rtol=1e-6, atol=1e-9))
+    return answered.dtype.kind not in "biuf" and answered.tolist() == expected.tolist()
 
 
 def _healthy(record: ServiceRecord | None) -> bool:

@@ -98,6 +98,9 @@ class Recipe(BaseModel):
     task: Literal["regression", "classification"]
     target_mapping: dict[str, int] = Field(default_factory=dict)
     """Maps raw target labels to integers (e.g. churn ``-1``/``1`` to 0/1); unmapped labels are an error."""
+    class_labels: tuple[str, ...] = ()
+    """The label of each class index of ``target_mapping``: what the model is trained on and answers (iris: the
+    species names). Empty: the index itself."""
     drop_columns_with_missing: bool = False
     numeric_only: bool = False
     """Drop non-numeric feature columns (after the target was mapped)."""
@@ -121,6 +124,13 @@ class Recipe(BaseModel):
                              f"{self.task} (choose from {', '.join(TASK_METRICS[self.task])})")
         if not self.header and not self.column_names:
             raise ValueError(f"recipe {self.name!r}: a header-less CSV needs column_names")
+        if self.class_labels and self.task != "classification":
+            raise ValueError(f"recipe {self.name!r}: class_labels are for classification, not {self.task}")
+        if self.class_labels:
+            for index in sorted(set(self.target_mapping.values())):
+                if not 0 <= index < len(self.class_labels):
+                    raise ValueError(f"recipe {self.name!r}: target_mapping gives class {index}, but class_labels "
+                                     f"names {len(self.class_labels)} classes ({', '.join(self.class_labels)})")
         return self
 
     @property
@@ -189,14 +199,20 @@ CHURN = Recipe(
 
 IRIS = Recipe(
     name="iris",
-    description="Iris (UCI): random forest classification of three species from four measurements.",
+    description="Iris: random forest classification of three species from four measurements; answers the species.",
     url="https://archive.ics.uci.edu/ml/machine-learning-databases/iris/iris.data",
+    # The copy scikit-learn ships (in its own layout: a first row "150,4,setosa,versicolor,virginica", then class
+    # indices), which the clean step reads as well as UCI's header-less iris.data.
+    offline_url="package://sklearn.datasets/data/iris.csv",
     format="csv",
     header=False,
     column_names=("sepal_length", "sepal_width", "petal_length", "petal_width", "species"),
     target="species",
     task="classification",
-    target_mapping={"Iris-setosa": 0, "Iris-versicolor": 1, "Iris-virginica": 2},
+    # UCI spells the species "Iris-setosa", scikit-learn "setosa": the same classes, answered by their species name.
+    target_mapping={"Iris-setosa": 0, "Iris-versicolor": 1, "Iris-virginica": 2,
+                    "setosa": 0, "versicolor": 1, "virginica": 2},
+    class_labels=("setosa", "versicolor", "virginica"),
     min_rows=30,
     model="random_forest",
     search_space=(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
 from rich.table import Table
 
 from kfops.base import defaults
@@ -68,7 +69,7 @@ def pipeline_run(where: str | None, state_dir: Path, recipe: str, trials: int, p
                          serving_protocol=protocol)
     if where == "cluster":
         summary = _with_progress(trials, lambda on_event: run_cluster(options, on_event=on_event))
-        console.print(summary_table(summary, mlflow_url=None))
+        print_summary(summary, mlflow_url=None)
         return
     from infra.local.platform import LocalPlatform
     from infra.local.runner import new_run_dir
@@ -79,7 +80,7 @@ def pipeline_run(where: str | None, state_dir: Path, recipe: str, trials: int, p
     run_dir = new_run_dir(platform.state_dir / "runs", recipe)
     summary = _with_progress(trials, lambda on_event: run_local(options, env=env, run_dir=run_dir,
                                                                 on_event=on_event))
-    console.print(summary_table(summary, mlflow_url=env["MLFLOW_TRACKING_URI"]))
+    print_summary(summary, mlflow_url=env["MLFLOW_TRACKING_URI"])
     _print_curls(platform)
 
 
@@ -109,13 +110,27 @@ def _with_progress(trials: int, run: Callable[[Callable[[Event], None]], Any]) -
         return run(on_event)
 
 
-def summary_table(summary: Any, mlflow_url: str | None) -> Table:
-    """The run summary as the command prints it (the same for both targets)."""
+def print_summary(summary: Any, mlflow_url: str | None, out: Console | None = None) -> None:
+    """Print the run summary: its facts as a table, then every URL and path as a line of its own.
+
+    A table folds long cells across its rows, so a URL or a path in one could not be copied; below the table each is
+    printed whole on one line (a terminal narrower than the line wraps it softly, which copies as one line).
+    """
+    out = out or console
+    out.print(summary_table(summary))
+    links = summary_links(summary, mlflow_url)
+    width = max(len(name) for name, _ in links) + 1
+    for name, url in links:
+        out.print(f"{name + ':':<{width}} {url}", soft_wrap=True, markup=False, highlight=False, emoji=False)
+
+
+def summary_table(summary: Any) -> Table:
+    """The run's facts (the same for both targets); its URLs and paths are :func:`summary_links`."""
     tuning, training, promotion = summary.tuning, summary.training, summary.promotion
     table = Table(title=f"Workflow finished in {summary.seconds:.1f} s ({summary.target})", title_justify="left",
                   show_header=False)
     table.add_column("what", style="bold")
-    table.add_column("result", overflow="fold")  # URLs and paths must stay whole to be copied
+    table.add_column("result", overflow="fold")  # a long model name folds rather than losing its end
     table.add_row("Tuning", f"{tuning.succeeded}/{tuning.trials} trials succeeded ({tuning.failed} failed, "
                             f"{tuning.killed} killed), {tuning.reason}, executor {tuning.executor}")
     table.add_row("Best parameters", ", ".join(f"{k}={float(v):.4g}" if _is_number(v) else f"{k}={v}"
@@ -125,36 +140,55 @@ def summary_table(summary: Any, mlflow_url: str | None) -> Table:
     table.add_row("Held-out metrics", ", ".join(f"{k}={v:.4f}" for k, v in training.test_metrics.items()))
     verdict = "promoted to champion" if summary.promoted else "not promoted"
     table.add_row("Alias decision", f"{verdict}: {promotion['reason']}")
-    table.add_row("Champion", f"{summary.champion_uri} -> v{summary.champion_version}")
-    if mlflow_url:
-        table.add_row("MLflow UI", f"{mlflow_url}/#/models/{training.model}")
-    for protocol, url in sorted(summary.serving.endpoints.items(), reverse=True):
-        table.add_row(f"Endpoint ({protocol})", url)
-    table.add_row("Run", summary.location)
-    if summary.log:
-        table.add_row("Run log", summary.log)
-    for name, path in summary.reports.items():
-        table.add_row(f"{name.capitalize()} report", path)
     return table
+
+
+def summary_links(summary: Any, mlflow_url: str | None) -> list[tuple[str, str]]:
+    """``(name, URL or path)`` for everything of the run someone may open or copy."""
+    links = [("Champion", f"{summary.champion_uri} (version {summary.champion_version})")]
+    if mlflow_url:
+        links.append(("MLflow UI", f"{mlflow_url}/#/models/{summary.training.model}"))
+    for protocol, url in sorted(summary.serving.endpoints.items(), reverse=True):
+        links.append((f"Endpoint ({protocol})", url))
+    links.append(("Run", summary.location))
+    if summary.log:
+        links.append(("Run log", summary.log))
+    for name, path in summary.reports.items():
+        links.append((f"{name.capitalize()} report", path))
+    return links
 
 
 def _print_curls(platform: Any) -> None:
     """Ready-to-paste requests for every endpoint serving the champion (with a real row of its input example)."""
+    lines = example_requests(platform)
+    if lines:
+        console.print("Try the champion:", highlight=False)
+    for line in lines:
+        click.echo(f"  {line}")
+
+
+def example_requests(platform: Any) -> list[str]:
+    """A ``curl`` line per HTTP endpoint serving the champion, and a note per gRPC endpoint.
+
+    Each request sends the first row of the served model's own input example, so it fits the model whatever recipe
+    it was trained on.
+    """
     from infra.local.serving import LocalServing
     from kfops_serving.protocols import open_inference_v2, seldon_v1
 
     deployed = LocalServing(platform).deployed()
     if not deployed:
-        return
+        return []
     example = json.loads((Path(deployed["model"]["path"]) / "serving_input_example.json").read_text())
     row = [example["dataframe_split"]["data"][0]]
     bodies = {"v1": seldon_v1(row).decode(), "v2": open_inference_v2(row).decode()}
-    console.print("Try the champion:", highlight=False)
+    lines = []
     for protocol, url in sorted(deployed["endpoints"].items(), reverse=True):
         if protocol in bodies:
-            click.echo(f"  curl -X POST {url} -H 'Content-Type: application/json' -d '{bodies[protocol]}'")
+            lines.append(f"curl -X POST {url} -H 'Content-Type: application/json' -d '{bodies[protocol]}'")
         else:
-            click.echo(f"  {protocol}: {url} (Open Inference ModelInfer; `kfops loadtest --protocol {protocol}`)")
+            lines.append(f"{protocol}: {url} (Open Inference ModelInfer; `kfops loadtest --protocol {protocol}`)")
+    return lines
 
 
 def _is_number(value: str) -> bool:

@@ -9,7 +9,15 @@ import pytest
 from components.clean import clean, clean_file, load_raw
 from kfops.base.errors import KfopsError
 from kfops.base.recipes import RECIPES
-from tests.datasets import WINE_CSV, write_churn_arff, write_iris_csv
+from tests.datasets import (
+    KDD_COMPLETE_NUMERIC,
+    KDD_EMPTY,
+    SKLEARN_IRIS,
+    WINE_CSV,
+    write_churn_arff,
+    write_iris_csv,
+    write_kdd_churn_arff,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -38,12 +46,44 @@ def test_churn_arff_target_mapped_incomplete_and_nominal_columns_dropped(tmp_pat
     assert all(pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns)
 
 
+def test_the_kdd_churn_schema_keeps_its_complete_numeric_variables(tmp_path: Path) -> None:
+    raw = write_kdd_churn_arff(tmp_path / "KDDCup09_churn.arff", rows=300)
+    stats = clean_file(raw, RECIPES["churn"], tmp_path / "churn.parquet")
+    frame = pd.read_parquet(tmp_path / "churn.parquet")
+    assert list(frame.columns) == [*(f"Var{n}" for n in KDD_COMPLETE_NUMERIC), "CHURN"]
+    assert (stats.rows_in, stats.columns_in, stats.rows_out) == (300, 231, 300)
+    assert len(stats.dropped_columns) == 227
+    assert all(stats.dropped_columns[f"Var{n}"] == "missing values" for n in KDD_EMPTY)
+    assert stats.dropped_columns["Var193"] == "non-numeric", "a complete nominal variable"
+
+
 def test_headerless_iris_csv(tmp_path: Path) -> None:
     raw = write_iris_csv(tmp_path / "iris.data")
     frame, stats = clean(load_raw(raw, RECIPES["iris"]), RECIPES["iris"])
     assert frame.shape == (150, 5)
-    assert sorted(frame["species"].unique()) == [0, 1, 2]
-    assert stats.target_summary == pytest.approx({"share_0": 1 / 3, "share_1": 1 / 3, "share_2": 1 / 3})
+    # A classifier is trained on (and answers) the class labels the recipe names, not indices.
+    assert sorted(frame["species"].unique()) == ["setosa", "versicolor", "virginica"]
+    assert stats.target_summary == pytest.approx({"share_setosa": 1 / 3, "share_versicolor": 1 / 3,
+                                                  "share_virginica": 1 / 3})
+
+
+def test_scikit_learns_bundled_iris_cleans_to_the_same_table_as_the_uci_layout(tmp_path: Path) -> None:
+    # First row "150,4,setosa,versicolor,virginica": sample and feature counts, then the class names; then
+    # four measurements and a class index per row.
+    bundled = SKLEARN_IRIS.read_text().splitlines()
+    assert bundled[0] == "150,4,setosa,versicolor,virginica"
+    frame, stats = clean(load_raw(SKLEARN_IRIS, RECIPES["iris"]), RECIPES["iris"])
+    uci, _ = clean(load_raw(write_iris_csv(tmp_path / "iris.data"), RECIPES["iris"]), RECIPES["iris"])
+    pd.testing.assert_frame_equal(frame, uci)
+    assert stats.layout == "scikit-learn bundled CSV: 150 rows, 4 features, classes setosa, versicolor, virginica"
+
+
+def _sklearn_iris(edit: Callable[[list[str]], list[str]]) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        path = tmp / "iris.csv"
+        path.write_text("\n".join(edit(SKLEARN_IRIS.read_text().splitlines())) + "\n")
+        return path
+    return make
 
 
 def _wine_variant(edit: Callable[[str], str]) -> Callable[[Path], Path]:
@@ -103,6 +143,17 @@ BAD_FILES: list[tuple[str, str, Callable[[Path], Path], str]] = [
      _file("u.arff", lambda tmp: write_churn_arff(tmp / "u0.arff").read_text()
            .replace("@attribute CHURN {-1,1}", "@attribute CHURN {-1,1,0}").replace(",1\n", ",0\n", 1)),
      r"labels \['0'\] the recipe does not map"),
+    ("scikit-learn layout, truncated", "iris", _sklearn_iris(lambda lines: lines[:101]),
+     r"iris.csv declares 150 rows in its first line but has 100"),
+    ("scikit-learn layout, unknown class index", "iris",
+     _sklearn_iris(lambda lines: [*lines[:-1], lines[-1][:-1] + "3"]),
+     r"iris.csv: class '3' on line 151 is not an index of its class names \(setosa, versicolor, virginica\)"),
+    ("scikit-learn layout, other features", "iris",
+     _sklearn_iris(lambda lines: ["150,3,setosa,versicolor,virginica", *lines[1:]]),
+     r"iris.csv has 3 features per row \(its first line says\); recipe 'iris' reads 4"),
+    ("scikit-learn layout, class name the recipe does not know", "iris",
+     _sklearn_iris(lambda lines: ["150,4,setosa,versicolor,virginica-x", *lines[1:]]),
+     r"labels \['virginica-x'\] the recipe does not map"),
 ]
 
 

@@ -21,6 +21,26 @@ def test_file_url_of_the_bundled_dataset(tmp_path: Path) -> None:
     assert (tmp_path / "raw.csv").read_bytes() == WINE_CSV.read_bytes()
 
 
+def test_package_url_reads_the_copy_an_installed_package_ships(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    import sklearn
+
+    shipped = Path(sklearn.__file__).parent / "datasets" / "data" / "iris.csv"
+    result = fetch("package://sklearn.datasets/data/iris.csv", tmp_path / "raw.csv")
+    assert (tmp_path / "raw.csv").read_bytes() == shipped.read_bytes()
+    assert result.size == shipped.stat().st_size
+    # Where the bytes really came from: the distribution, its version and the file.
+    assert result.origin == f"scikit-learn {version('scikit-learn')}: {shipped}"
+
+
+def test_an_unreachable_server_says_how_to_run_from_a_local_copy(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/KDDCup09_churn.arff"
+    with pytest.raises(KfopsError, match="after 1 attempts") as raised:
+        fetch(url, tmp_path / "raw", retries=0, timeout=5)
+    assert "--dataset-url file:///" in raised.value.fix
+
+
 def test_http_download(tmp_path: Path, http_files: tuple[Path, str]) -> None:
     root, base = http_files
     (root / "wine.csv").write_bytes(WINE_CSV.read_bytes())
@@ -45,6 +65,12 @@ BAD_URLS: list[tuple[str, Callable[[Path, str], str], dict[str, int], str]] = [
     ("too large", _serve("big.csv", b"a;b\n" * 1000), {"max_bytes": 100}, r"over the"),
     ("missing file", lambda root, base: (root / "nope.csv").as_uri(), {}, r"does not exist"),
     ("unsupported scheme", lambda root, base: "ftp://example.org/x.csv", {}, r"unsupported URL scheme 'ftp'"),
+    ("package not installed", lambda root, base: "package://no_such_package_kfops/data/x.csv", {},
+     r"package 'no_such_package_kfops' of package://no_such_package_kfops/data/x.csv is not installed"),
+    ("file not in the package", lambda root, base: "package://sklearn.datasets/data/nope.csv", {},
+     r"package://sklearn.datasets/data/nope.csv: scikit-learn [0-9.]+ has no file data/nope.csv"),
+    ("package URL without a file", lambda root, base: "package://sklearn.datasets", {},
+     r"package://sklearn.datasets names no file"),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,8 @@ from components.store import store_dataset
 from infra.local.platform import LocalPlatform
 from infra.local.processes import free_port
 from kfops.base.errors import KfopsError
-from kfops.base.recipes import WINE_QUALITY
-from tests.datasets import cleaned_wine
+from kfops.base.recipes import RECIPES, WINE_QUALITY
+from tests.datasets import SKLEARN_IRIS, cleaned_wine, write_churn_arff
 from trainer.train import CHALLENGER, CHAMPION, train_and_register
 
 pytestmark = pytest.mark.integration
@@ -32,6 +33,29 @@ def dataset_uri(local_platform: LocalPlatform, tmp_path: Path) -> str:
 @pytest.fixture
 def model_name() -> str:
     return f"test-wine-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.mark.parametrize(("recipe", "raw", "params"), [
+    ("iris", lambda tmp: SKLEARN_IRIS, {"n_estimators": "10", "max_depth": "3"}),
+    ("churn", lambda tmp: write_churn_arff(tmp / "churn.arff"), {"n_estimators": "10", "max_depth": "2",
+                                                                 "learning_rate": "0.1"}),
+])
+def test_every_classifier_family_registers_and_loads_back(local_platform: LocalPlatform, tmp_path: Path,
+                                                           recipe: str, raw: Callable[[Path], Path],
+                                                           params: dict[str, str]) -> None:
+    # Tree models are saved with skops, which loads only the types it is told to trust.
+    import mlflow.pyfunc
+
+    from components.clean import clean_file
+    from trainer.data import load_frame, split
+
+    clean_file(raw(tmp_path), RECIPES[recipe], tmp_path / "cleaned.parquet")
+    uri = store_dataset(tmp_path / "cleaned.parquet", "datasets", f"tests/{recipe}")
+    model = train_and_register(RECIPES[recipe], uri, params, model_name=f"test-{recipe}-{uuid.uuid4().hex[:8]}",
+                               experiment="tests")
+    parts = split(load_frame(uri), RECIPES[recipe].target_column, "classification")
+    predicted = mlflow.pyfunc.load_model(model.uri).predict(parts.x_test)
+    assert set(predicted) <= set(parts.y_test.unique())
 
 
 def test_store_is_content_addressed_and_idempotent(local_platform: LocalPlatform, tmp_path: Path) -> None:
