@@ -30,6 +30,7 @@ from kfops.base.contract import (
     SERVING_V1_IMAGE,
 )
 from kfops.base.errors import KfopsError
+from kfops.base.pod_security import restricted_container
 from kfops.base.seldon_versions import DEFAULT_SELDON_CORE_VERSION, license_warning
 from kfops.base.upstream import seldon
 
@@ -170,6 +171,10 @@ def seldon_deployment(protocol: str, *, model_name: str, version: str, model_uri
                                {"name": "model_version", "type": "STRING", "value": version}]
         container = {"name": node, "image": SERVING_V1_IMAGE}
     container["resources"] = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
+    # Restricted on the container itself, as the user Seldon runs model pods as: a pod-level securityContext would
+    # stop the operator from setting that user (kfops.base.upstream.seldon.DEFAULT_USER_ID). The containers Seldon
+    # adds (executor, storage initializer) are the operator's and do not pass `restricted` (docs/cluster-review.md).
+    container["securityContext"] = restricted_container(seldon.DEFAULT_USER_ID.value)
     labels = {"app.kubernetes.io/part-of": "kfops", "kfops.model": model_name, "kfops.model-version": version}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",

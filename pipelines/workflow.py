@@ -17,6 +17,7 @@ from kfops.base.contract import (
     MLFLOW_CONFIG_KEYS,
     MLFLOW_CONFIG_MAP,
     PIPELINE_NAME,
+    PROJECT_IMAGE_USER,
     S3_CONFIG_KEYS,
     S3_CONFIG_MAP,
     S3_SECRET_ENV,
@@ -41,6 +42,11 @@ def _for_cluster(task: dsl.PipelineTask) -> dsl.PipelineTask:
     for config_map, keys in ((S3_CONFIG_MAP, S3_CONFIG_KEYS), (MLFLOW_CONFIG_MAP, MLFLOW_CONFIG_KEYS)):
         kubernetes.use_config_map_as_env(task, config_map_name=config_map,
                                          config_map_key_to_env={key: key for key in keys})
+    # KFP's backend already drops every capability, forbids privilege escalation and sets the runtime's seccomp
+    # profile for the step's pod; only runAsNonRoot is left to the pipeline (backend/src/v2/compiler/argocompiler/
+    # security_context.go at 2.17.0). The project image runs as this user.
+    kubernetes.set_security_context(task, run_as_user=PROJECT_IMAGE_USER, run_as_group=PROJECT_IMAGE_USER,
+                                    run_as_non_root=True)
     # Steps read URLs and write to the registry: a cached result would silently skip real work.
     task.set_caching_options(False)
     task.set_cpu_request("250m").set_memory_request("512M").set_memory_limit("4G")

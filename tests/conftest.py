@@ -62,6 +62,8 @@ def target(request: pytest.FixtureRequest) -> str:
 
 #: Environment prefixes a developer's shell may carry that would point tests at the wrong services.
 _LEAKY_PREFIXES = ("KFOPS_", "AWS_", "MLFLOW_")
+#: Except where the pinned upstream data is (tests/upstream/data.py): it points at files, not at services.
+_KEPT = ("KFOPS_UPSTREAM_DIR", "KFOPS_UPSTREAM_RAW_URL")
 
 
 def new_settings(state_dir: Path, **overrides: object) -> LocalSettings:
@@ -90,7 +92,7 @@ def _isolated_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         # On kind the environment is how tests reach the cluster's port-forwarded services; locally it is noise.
         if request.config.getoption("--target") == "local":
             for name in list(os.environ):
-                if name.startswith(_LEAKY_PREFIXES):
+                if name.startswith(_LEAKY_PREFIXES) and name not in _KEPT:
                     patch.delenv(name)
             # The session's own MLflow template cache (the first platform migrates, the others start from it);
             # the user's cache is never read or written.

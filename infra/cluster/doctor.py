@@ -22,6 +22,7 @@ from kfops.base.contract import (
     MLFLOW_PODDEFAULT,
     PIPELINE_SERVICE_ACCOUNT,
     PROJECT_IMAGE,
+    PROJECT_IMAGE_USER,
     S3_CONFIG_KEYS,
     S3_CONFIG_MAP,
     S3_SECRET_ENV,
@@ -31,6 +32,7 @@ from kfops.base.contract import (
     SERVING_CONFIG_KEYS,
     SERVING_CONFIG_MAP,
 )
+from kfops.base.pod_security import restricted_container, restricted_pod
 from kfops.base.seldon_versions import license_warning, parse_version
 from kfops.base.upstream import Grant, Service, cert_manager, katib, kfp, kubeflow, seldon
 
@@ -261,28 +263,35 @@ print("object store and MLflow answer")
 """
 
 
+def probe_job(name: str, timeout: float) -> dict[str, Any]:
+    """The doctor's probe: a Job with the env every step gets, run as the steps' ServiceAccount and user."""
+    env = [{"name": var, "valueFrom": {"secretKeyRef": {"name": S3_SECRET_NAME, "key": key}}}
+           for var, key in S3_SECRET_ENV.items()]
+    env += [{"name": key, "valueFrom": {"configMapKeyRef": {"name": config_map, "key": key}}}
+            for config_map, keys in ((S3_CONFIG_MAP, S3_CONFIG_KEYS), (MLFLOW_CONFIG_MAP, MLFLOW_CONFIG_KEYS))
+            for key in keys]
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "kfops",
+                                              "app.kubernetes.io/component": "doctor"}},
+        "spec": {"backoffLimit": 0, "ttlSecondsAfterFinished": 300, "activeDeadlineSeconds": int(timeout),
+                 "template": {
+                     "metadata": {"annotations": {"sidecar.istio.io/inject": "false"}},
+                     "spec": {"restartPolicy": "Never", "serviceAccountName": PIPELINE_SERVICE_ACCOUNT,
+                              "securityContext": restricted_pod(PROJECT_IMAGE_USER, PROJECT_IMAGE_USER),
+                              "containers": [{"name": "probe", "image": PROJECT_IMAGE,
+                                              "command": ["python", "-c", PROBE], "env": env,
+                                              "securityContext": restricted_container()}]}}},
+    }
+
+
 def check_probe(api: Any, scope: StackScope, timeout: float = 180, poll: float = 2) -> Check:
     """Run a short-lived Job in the namespace, with the env every step gets, that reaches the store and MLflow."""
     from kubernetes import client
 
     batch = client.BatchV1Api(api)
     name = f"kfops-doctor-{uuid.uuid4().hex[:6]}"
-    env = [client.V1EnvVar(name=var, value_from=client.V1EnvVarSource(
-        secret_key_ref=client.V1SecretKeySelector(name=S3_SECRET_NAME, key=key))) for var, key in S3_SECRET_ENV.items()]
-    env += [client.V1EnvVar(name=key, value_from=client.V1EnvVarSource(
-        config_map_key_ref=client.V1ConfigMapKeySelector(name=config_map, key=key)))
-        for config_map, keys in ((S3_CONFIG_MAP, S3_CONFIG_KEYS), (MLFLOW_CONFIG_MAP, MLFLOW_CONFIG_KEYS))
-        for key in keys]
-    job = client.V1Job(
-        metadata=client.V1ObjectMeta(name=name, labels={"app.kubernetes.io/part-of": "kfops",
-                                                         "app.kubernetes.io/component": "doctor"}),
-        spec=client.V1JobSpec(backoff_limit=0, ttl_seconds_after_finished=300, active_deadline_seconds=int(timeout),
-                              template=client.V1PodTemplateSpec(
-                                  metadata=client.V1ObjectMeta(annotations={"sidecar.istio.io/inject": "false"}),
-                                  spec=client.V1PodSpec(restart_policy="Never", service_account_name=
-                                                        PIPELINE_SERVICE_ACCOUNT, containers=[client.V1Container(
-                                                            name="probe", image=PROJECT_IMAGE,
-                                                            command=["python", "-c", PROBE], env=env)]))))
+    job = probe_job(name, timeout)
     batch.create_namespaced_job(scope.namespace, job)
     try:
         deadline = time.monotonic() + timeout

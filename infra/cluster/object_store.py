@@ -17,6 +17,7 @@ from infra.cluster.meta import child_options, object_meta
 from kfops.base.contract import (
     BUCKETS,
     PROJECT_IMAGE,
+    PROJECT_IMAGE_USER,
     S3_ACCESS_KEY_KEY,
     S3_CONFIG_KEYS,
     S3_CONFIG_MAP,
@@ -25,6 +26,7 @@ from kfops.base.contract import (
     S3_SECRET_NAME,
     SELDON_S3_SECRET_NAME,
 )
+from kfops.base.pod_security import restricted_container, restricted_pod
 from kfops.base.storage import DEFAULT_REGION, S3Credentials
 
 _COMPONENT = "object-store"
@@ -150,10 +152,11 @@ class Buckets(pulumi.ComponentResource):
                     "spec": {
                         "restartPolicy": "OnFailure",
                         "automountServiceAccountToken": False,
+                        "securityContext": restricted_pod(PROJECT_IMAGE_USER, PROJECT_IMAGE_USER),
                         "containers": [{
                             "name": "create-buckets", "image": PROJECT_IMAGE,
                             "command": ["python", "-c", _CREATE_BUCKETS], "env": env,
-                            "securityContext": {"allowPrivilegeEscalation": False},
+                            "securityContext": restricted_container(),
                         }],
                     },
                 },
