@@ -47,6 +47,13 @@ BUILT: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: Files the shared data keeps outside the ``owner/repo/tag/path`` layout (``validator-inputs/``, verbatim copies).
+ALIASES: dict[str, str] = {
+    "kubeflow/katib/v0.19.0/api/openapi-spec/swagger.json":
+        "validator-inputs/katib-v0.19.0_api_openapi-spec_swagger.json",
+}
+
+
 class UpstreamDataError(AssertionError):
     """Upstream data is missing, unlisted or not what its checksum says (a test failure, never a skip)."""
 
@@ -94,8 +101,7 @@ def path(relative: str) -> Path:
         raise UpstreamDataError(
             f"{relative} is not in tests/upstream/SHA256SUMS: upstream data for this pin is absent. Read upstream at "
             "the new tag, put its files under ../shared/upstream (see its README) and add their checksums")
-    for root in roots():
-        candidate = root / relative
+    for candidate in (root / name for root in roots() for name in (relative, ALIASES.get(relative, relative))):
         if candidate.is_file():
             actual = sha256(candidate)
             if actual != expected:

@@ -4,10 +4,12 @@ One module per pinned component (:mod:`.kfp`, :mod:`.katib`, :mod:`.seldon`, :mo
 :mod:`.mlserver`). A fact is a value the Pulumi program, the workflow or the nightly harness uses (a Service name and
 port, a Secret that upstream pods mount, a verb a driver needs, a limit a webhook enforces, a setting a suggestion
 service accepts) together with where upstream says so, at the pinned tag. The program and the workflow take these
-values from here; tests check every reference they make against them; and each module's ``VERSION`` is the version
-the facts were read at, tied by tests to the version the project pins, so a bump that was not re-checked fails.
+values from here; and each module's ``VERSION`` is the version the facts were read at, tied by tests to the version
+the project pins and to the pinned upstream data, so a bump that was not re-checked fails.
 
-The custom resources' fields at those tags are in ``crds/`` (written by ``tests/upstream/fields.py``).
+Where a fact's source is a data file (a manifest, chart or CRD), ``tests/upstream/test_facts_against_data.py`` reads
+that file at the pinned tag and checks the fact; the custom resources' fields are read from upstream's CRDs the same
+way (``tests/upstream/fields.py``). Facts from upstream's code were read at the tag (``docs/cluster-review.md``).
 """
 
 from __future__ import annotations

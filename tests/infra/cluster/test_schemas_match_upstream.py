@@ -1,7 +1,7 @@
 """The structural schemas kfops validates its custom resources with match upstream's, field for field.
 
-Upstream's fields at the pinned tags are in ``kfops/base/upstream/crds/`` (made by ``tests/upstream/fields.py``
-from the CRDs, or Katib's API definitions, at those tags). Below the parts both sides leave to Kubernetes' own
+Upstream's fields are read at test time from the CRDs, or Katib's API definition, in the pinned upstream data
+(``tests/upstream/fields.py``). Below the parts both sides leave to Kubernetes' own
 schemas (a PodSpec, an env list...), nothing is compared here: ``infra/cluster/validate.py`` checks those with
 Kubernetes' schemas.
 """
@@ -15,12 +15,10 @@ from typing import Any
 import pytest
 
 from infra.cluster.validate import SCHEMA_DIR
-from kfops.base.paths import REPO_ROOT
-from tests.upstream.fields import CRDS, walk
+from tests.upstream.fields import CRDS, upstream_fields, walk
 
 pytestmark = pytest.mark.unit
 
-UPSTREAM = REPO_ROOT / "kfops" / "base" / "upstream" / "crds"
 
 
 def inline(schema: Any, document: str, documents: dict[str, dict[str, Any]], path: str, core: set[str]) -> Any:
@@ -86,7 +84,7 @@ def children(fields: dict[str, str], parent: str) -> set[str]:
 
 @pytest.mark.parametrize("stem", sorted(CRDS))
 def test_every_field_we_accept_exists_upstream_with_the_same_type(stem: str) -> None:
-    upstream = json.loads((UPSTREAM / f"{stem}.json").read_text())
+    upstream = upstream_fields(stem)
     fields, _, _ = ours(stem, set(upstream["core"]))
     skip = ("metadata", "status")
     unknown = {path: kind for path, kind in fields.items() if not path.startswith(skip)
@@ -100,7 +98,7 @@ def test_every_field_we_accept_exists_upstream_with_the_same_type(stem: str) -> 
 
 @pytest.mark.parametrize("stem", sorted(CRDS))
 def test_every_object_we_close_lists_exactly_upstreams_fields(stem: str) -> None:
-    upstream = json.loads((UPSTREAM / f"{stem}.json").read_text())
+    upstream = upstream_fields(stem)
     fields, _, closed = ours(stem, set(upstream["core"]))
     for path in closed:
         if path.startswith(("metadata", "status")) or upstream["fields"].get(path, "object") != "object":
@@ -111,7 +109,7 @@ def test_every_object_we_close_lists_exactly_upstreams_fields(stem: str) -> None
 
 @pytest.mark.parametrize("stem", sorted(CRDS))
 def test_what_upstream_requires_we_require(stem: str) -> None:
-    upstream = json.loads((UPSTREAM / f"{stem}.json").read_text())
+    upstream = upstream_fields(stem)
     _, required, _ = ours(stem, set(upstream["core"]))
     for path, names in upstream["required"].items():
         assert set(names) <= set(required.get(path, [])), f"{path}: upstream requires {names}"
@@ -119,12 +117,13 @@ def test_what_upstream_requires_we_require(stem: str) -> None:
 
 def test_the_field_lists_name_their_pinned_sources() -> None:
     for stem, crd in CRDS.items():
-        record = json.loads((UPSTREAM / f"{stem}.json").read_text())
+        record = upstream_fields(stem)
         assert record["source"] == f"{crd['repo']}@{crd['tag']}:{crd['path']}"
+        assert record["fields"], stem
     assert {path.stem for path in SCHEMA_DIR.glob("*.json")} - {"common"} == set(CRDS)
 
 
 def test_a_schema_that_accepts_a_field_upstream_does_not_know_fails_this_check(tmp_path: Path) -> None:
-    upstream = json.loads((UPSTREAM / "kubeflow.org_v1alpha1_PodDefault.json").read_text())
+    upstream = upstream_fields("kubeflow.org_v1alpha1_PodDefault")
     assert "spec.sidecar" not in upstream["fields"]
     assert "spec.sidecars" in upstream["fields"]
