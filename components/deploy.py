@@ -142,6 +142,20 @@ def parse_protocols(value: str) -> tuple[str, ...]:
     raise KfopsError(f"unknown serving protocol {value!r}", "use v2, v1 or both")
 
 
+def probes() -> dict[str, Any]:
+    """The model container's probes: more than Seldon's default 1 s to answer.
+
+    A model server busy scoring a large batch in its one process must not be restarted for it. Only the timings
+    matter: Seldon replaces an MLServer container's handlers with its HTTP health paths
+    (kfops.base.upstream.seldon.MLSERVER_PROBES) and keeps the rest, and keeps a wrapper container's probes as given
+    (operator/controllers/seldondeployment_controller.go#L821-834 at v1.17.1).
+    """
+    handler = {"tcpSocket": {"port": seldon.NODE_HTTP_PORT.value}}
+    timings = {"periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 6, "successThreshold": 1}
+    return {"readinessProbe": {**handler, **timings, "initialDelaySeconds": 10},
+            "livenessProbe": {**handler, **timings, "initialDelaySeconds": 60}}
+
+
 def seldon_deployment(protocol: str, *, model_name: str, version: str, model_uri: str, namespace: str,
                       settings: ServingSettings, replicas: int = 1) -> dict[str, Any]:
     """The SeldonDeployment that serves ``model_uri`` (an ``s3://`` model directory) over ``protocol``."""
@@ -175,7 +189,11 @@ def seldon_deployment(protocol: str, *, model_name: str, version: str, model_uri
     # stop the operator from setting that user (kfops.base.upstream.seldon.DEFAULT_USER_ID). The containers Seldon
     # adds (executor, storage initializer) are the operator's and do not pass `restricted` (docs/cluster-review.md).
     container["securityContext"] = restricted_container(seldon.DEFAULT_USER_ID.value)
-    labels = {"app.kubernetes.io/part-of": "kfops", "kfops.model": model_name, "kfops.model-version": version}
+    container.update(probes())
+    # Predictor labels reach the model pods (Seldon copies them to the Deployment's template): the deploy step finds
+    # the new version's pods by them. Label values must be DNS-label-like: the served name, not the registered one.
+    labels = {"app.kubernetes.io/part-of": "kfops", "kfops.model": node, "kfops.model-version": version,
+              "kfops.deployment": name}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "SeldonDeployment",

@@ -27,6 +27,7 @@ from kfops.base.contract import (
     S3_CONFIG_MAP,
     S3_SECRET_ENV,
     S3_SECRET_NAME,
+    SELDON_DEPLOYER_POD_VERBS,
     SELDON_DEPLOYER_VERBS,
     SELDON_S3_SECRET_NAME,
     SERVING_CONFIG_KEYS,
@@ -232,6 +233,8 @@ def runner_grants() -> list[tuple[str, str, str, str | None, str]]:
     listed = [(g.api_group, g.resource, g.verb, g.resource_name, g.why) for g in grants]
     listed += [("machinelearning.seldon.io", "seldondeployments", verb, None, "the deploy step swaps models")
                for verb in SELDON_DEPLOYER_VERBS]
+    listed += [("", "pods", verb, None, "the deploy step waits for the new model's pods")
+               for verb in SELDON_DEPLOYER_POD_VERBS]
     return listed
 
 

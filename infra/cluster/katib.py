@@ -6,6 +6,8 @@ the namespace (the Pulumi program's Workspace grants exactly that to the pipelin
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +59,24 @@ def read_result(api: Any, namespace: str, name: str) -> dict[str, Any]:
     return {"executor": "katib", "experiment": experiment, "trials": list_trials(api, namespace, name)}
 
 
+#: Annotation with the digest of the spec kfops created an Experiment with (Katib's defaulter changes the spec itself).
+SPEC_DIGEST = "kfops.io/spec-sha256"
+
+
+def with_spec_digest(experiment: dict[str, Any]) -> dict[str, Any]:
+    """``experiment`` annotated with the digest of its spec."""
+    digest = hashlib.sha256(json.dumps(experiment["spec"], sort_keys=True).encode()).hexdigest()
+    metadata = experiment["metadata"]
+    return {**experiment, "metadata": {**metadata, "annotations": {**(metadata.get("annotations") or {}),
+                                                                   SPEC_DIGEST: digest}}}
+
+
+def _is_ours(api: Any, namespace: str, name: str, signed: dict[str, Any]) -> bool:
+    existing = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "experiments", name)
+    annotations = existing.get("metadata", {}).get("annotations") or {}
+    return bool(annotations.get(SPEC_DIGEST) == signed["metadata"]["annotations"][SPEC_DIGEST])
+
+
 @in_step(Step.TUNE)
 def run_on_cluster(experiment: dict[str, Any], *, timeout: float = 3600, poll: float = 10,
                    on_trial: Callable[[dict[str, Any]], None] | None = None, api: Any = None) -> dict[str, Any]:
@@ -77,12 +97,17 @@ def run_on_cluster(experiment: dict[str, Any], *, timeout: float = 3600, poll: f
     api = api or custom_objects_api()
     name = experiment["metadata"]["name"]
     namespace = experiment["metadata"]["namespace"]
+    signed = with_spec_digest(experiment)
     try:
-        api.create_namespaced_custom_object(GROUP, VERSION, namespace, "experiments", experiment)
+        api.create_namespaced_custom_object(GROUP, VERSION, namespace, "experiments", signed)
     except ApiException as error:
-        raise KfopsError(f"Katib refused Experiment {namespace}/{name}: {error.status} {error.reason} "
-                         f"{(error.body or '')[:500]}",
-                         "check the Katib installation and the pipeline service account's RBAC") from error
+        if error.status != 409 or not _is_ours(api, namespace, name, signed):
+            fix = ("delete it (`kubectl -n {namespace} delete experiment {name}`) or run with another run id"
+                   if error.status == 409 else "check the Katib installation and the pipeline service account's RBAC")
+            raise KfopsError(f"Katib refused Experiment {namespace}/{name}: {error.status} {error.reason} "
+                             f"{(error.body or '')[:500]}", fix.format(namespace=namespace, name=name)) from error
+        # The same step again (Argo retries a step whose pod was evicted, KFP retries a run): follow the Experiment
+        # the first attempt created instead of failing on its name.
     deadline = time.monotonic() + timeout
     reported: set[str] = set()
     while True:

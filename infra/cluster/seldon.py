@@ -75,11 +75,24 @@ class SeldonDeployments:
         self.client.server_side_apply(self.resource, body=body, name=metadata["name"],
                                       namespace=metadata["namespace"], field_manager="kfops", force_conflicts=True)
 
+    def ready_pods(self, namespace: str, labels: dict[str, str]) -> int:
+        """How many running pods with ``labels`` are Ready."""
+        from kubernetes import client
+
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        pods = client.CoreV1Api(self.client.client).list_namespaced_pod(namespace, label_selector=selector).items
+        return sum(1 for pod in pods if pod.metadata.deletion_timestamp is None and any(
+            condition.type == "Ready" and condition.status == "True" for condition in pod.status.conditions or []))
+
 
 @in_step(Step.DEPLOY)
 def apply_and_wait(manifest: dict[str, Any], *, timeout: float, poll: float = 5,
                    api: SeldonDeployments | None = None) -> None:
-    """Apply ``manifest``; wait for ``status.state == Available``; re-apply the previous spec if it does not get there.
+    """Apply ``manifest``; wait until it is served; re-apply the previous spec if it does not get there.
+
+    Served means Seldon says ``Available`` and every replica of the new version has a Ready pod: right after an
+    apply, and during a rolling update, Seldon's status still says Available for the previous spec's pods (it has no
+    observedGeneration and does not check the roll-out), so the status alone would take a crashing model for served.
 
     Raises:
         KfopsError: The deployment did not become Available (the previous spec has been re-applied).
@@ -94,13 +107,18 @@ def apply_and_wait(manifest: dict[str, Any], *, timeout: float, poll: float = 5,
     except ApiException as error:
         raise KfopsError(f"Seldon refused SeldonDeployment {namespace}/{name}: {error.status} "
                                f"{(error.body or '')[:400]}", "check the Seldon Core installation") from error
+    predictor = manifest["spec"]["predictors"][0]
+    replicas = int(predictor.get("replicas", 1))
     deadline = time.monotonic() + timeout
     state, reason = "", ""
     while time.monotonic() < deadline:
         status = (api.get(name, namespace) or {}).get("status") or {}
         state, reason = status.get("state", ""), status.get("description", "")
         if state == "Available":
-            return
+            ready = api.ready_pods(namespace, predictor["labels"])
+            if ready >= replicas:
+                return
+            state, reason = "Available for the previous spec", f"{ready} of {replicas} new pods ready"
         if state == "Failed":
             break
         time.sleep(poll)

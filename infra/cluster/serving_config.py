@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 from infra.cluster.meta import child_options, in_cluster_url, object_meta
 from infra.cluster.workspace import bind_to_runner
 from kfops.base.contract import (
+    SELDON_DEPLOYER_POD_VERBS,
     SELDON_DEPLOYER_VERBS,
     SELDON_DEPLOYMENT_NAME,
     SELDON_PREDICTOR_NAME,
@@ -27,6 +28,7 @@ SELDON_HTTP_PORT = 8000
 SERVING_RULES = (
     k8s.rbac.v1.PolicyRuleArgs(api_groups=["machinelearning.seldon.io"], resources=["seldondeployments"],
                                verbs=list(SELDON_DEPLOYER_VERBS)),
+    k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["pods"], verbs=list(SELDON_DEPLOYER_POD_VERBS)),
 )
 
 

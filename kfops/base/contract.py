@@ -73,3 +73,6 @@ PIPELINE_NAME: Final = "kfops-train-and-serve"
 #: What the deploy step does with SeldonDeployments in its namespace (create, update and remove them to swap models):
 #: the Pulumi program grants exactly these verbs, and ``kfops doctor`` checks them.
 SELDON_DEPLOYER_VERBS: Final = ("create", "get", "list", "watch", "update", "patch", "delete")
+#: What the deploy step reads of the model pods: a roll-out is done once the new version's pods are ready (Seldon's
+#: own status can still say Available for the previous spec's pods).
+SELDON_DEPLOYER_POD_VERBS: Final = ("get", "list")

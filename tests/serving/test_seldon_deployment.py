@@ -148,3 +148,24 @@ def test_v2_is_also_served_over_grpc_by_seldons_executor() -> None:
     assert "transport" not in render("v2")["spec"]
     assert seldon.EXECUTOR_SERVES_BOTH.value == ("rest", "grpc")
     assert "ModelInfer" in seldon.EXECUTOR_V2_GRPC_METHODS.value
+
+
+@pytest.mark.parametrize("protocol", ["v2", "v1"])
+def test_the_containers_set_no_variable_that_makes_seldon_drop_their_env(protocol: str) -> None:
+    from kfops.base.upstream import seldon
+
+    manifest = seldon_deployment(protocol, model_name="m", version="1", model_uri="s3://b/m", namespace="ns",
+                                 settings=ServingSettings())
+    for container in manifest["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"]:
+        names = {item["name"] for item in container.get("env", [])}
+        assert not names & set(seldon.RESERVED_ENV.value)
+
+
+@pytest.mark.parametrize("protocol", ["v2", "v1"])
+def test_a_busy_model_server_is_given_more_than_a_second_to_answer_its_probes(protocol: str) -> None:
+    manifest = seldon_deployment(protocol, model_name="m", version="1", model_uri="s3://b/m", namespace="ns",
+                                 settings=ServingSettings())
+    [container] = manifest["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["containers"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["timeoutSeconds"] >= 5
+        assert container[probe]["failureThreshold"] * container[probe]["periodSeconds"] >= 30

@@ -7,6 +7,7 @@ SeldonDeployment to Creating, Available or Failed (kfops.base.upstream.katib and
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -111,6 +112,28 @@ def test_an_experiment_the_webhook_refuses_names_the_answer_and_the_fix() -> Non
     assert raised.value.step == "tune"
 
 
+def test_a_retried_tune_step_follows_the_experiment_its_first_attempt_created() -> None:
+    """Argo retries a step whose pod was evicted (KFP's workflowDefaults retryStrategy OnError): same run, same name."""
+    from infra.cluster.katib import with_spec_digest
+
+    api = FakeCustomObjects()
+    api.put(GROUP, VERSION, NAMESPACE, "experiments", with_spec_digest(experiment()))
+    katib_controller(api, [trial("t1", "0.1", 0.7)])
+    result = run_on_cluster(experiment(), poll=0, api=api)
+    assert best_trial(result, "rmse") == ({"alpha": "0.1", "l1_ratio": "0.5"}, 0.7)
+    assert [call for call, _ in api.calls].count("create") == 1, "its create met the first attempt's Experiment"
+
+
+def test_an_experiment_of_the_same_name_and_another_spec_is_refused_with_the_fix() -> None:
+    api = FakeCustomObjects()
+    other = build_tuning_experiment("winequality", "s3://datasets/other.parquet", max_trials=3, parallel_trials=2,
+                                    max_failed_trials=1, run_id="abc", namespace=NAMESPACE)
+    api.put(GROUP, VERSION, NAMESPACE, "experiments", other)
+    with pytest.raises(KfopsError, match="409") as raised:
+        run_on_cluster(experiment(), poll=0, api=api)
+    assert "kubectl -n kubeflow delete experiment kfops-winequality-abc" in raised.value.fix
+
+
 def test_an_experiment_that_does_not_finish_in_time_is_left_for_inspection() -> None:
     api = FakeCustomObjects()
     with pytest.raises(KfopsError, match="did not finish within 0 s") as raised:
@@ -120,22 +143,36 @@ def test_an_experiment_that_does_not_finish_in_time_is_left_for_inspection() -> 
 
 
 class FakeSeldon:
-    """SeldonDeployments as the API server and Seldon Core's operator keep them: apply replaces the spec, the
-    operator then reports ``status.state`` (Creating, then the state the test scripts for that spec)."""
+    """SeldonDeployments as the API server and Seldon Core's operator keep them.
 
-    def __init__(self, states_by_version: dict[str, list[str]]) -> None:
+    Apply replaces the spec; the status keeps saying what it said for the previous spec for ``lag`` reads (the
+    operator has not reconciled yet, and its readiness counts the old pods while a rolling update keeps them), then
+    goes through the states the test scripts for that version. A version's model pods are Ready once its status
+    reports Available, unless the test says they never are (a model that crashes on start).
+    """
+
+    def __init__(self, states_by_version: dict[str, list[str]], lag: int = 0,
+                 never_ready: tuple[str, ...] = ()) -> None:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.applied: list[dict[str, Any]] = []
         self.states_by_version = states_by_version
         self.pending: list[str] = []
         self.refuse: ApiException | None = None
+        self.lag = lag
+        self.stale = 0
+        self.never_ready = never_ready
+        self.available: set[str] = set()
 
     def get(self, name: str, namespace: str) -> dict[str, Any] | None:
         obj = self.objects.get((namespace, name))
         if obj is None:
             return None
-        if self.pending:
+        if self.stale:
+            self.stale -= 1
+        elif self.pending:
             obj["status"] = {"state": self.pending.pop(0), "description": "1 of 1 replicas unavailable"}
+            if obj["status"]["state"] == "Available":
+                self.available.add(obj["metadata"]["labels"]["kfops.model-version"])
         return {key: value for key, value in obj.items()}
 
     def apply(self, body: dict[str, Any]) -> None:
@@ -143,9 +180,16 @@ class FakeSeldon:
             raise self.refuse
         self.applied.append(body)
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        self.objects[key] = {**body, "metadata": {**body["metadata"], "uid": "u-1", "generation": 2}}
+        status = self.objects.get(key, {}).get("status")
+        self.objects[key] = {**body, "metadata": {**body["metadata"], "uid": "u-1", "generation": 2},
+                             **({"status": status} if status else {})}
         version = body["metadata"]["labels"]["kfops.model-version"]
         self.pending = list(self.states_by_version.get(version, ["Available"]))
+        self.stale = self.lag if status else 0
+
+    def ready_pods(self, namespace: str, labels: dict[str, str]) -> int:
+        version = labels["kfops.model-version"]
+        return int(version in self.available and version not in self.never_ready)
 
 
 def manifest(version: str) -> dict[str, Any]:
@@ -196,6 +240,35 @@ def test_a_deployment_seldons_webhook_refuses_is_reported_and_nothing_changes() 
     with pytest.raises(KfopsError, match="Seldon refused SeldonDeployment kubeflow/kfops-model: 400"):
         apply_and_wait(manifest("1"), timeout=5, poll=0, api=api)  # type: ignore[arg-type]
     assert api.objects == {}
+
+
+def test_a_status_still_available_from_the_previous_spec_is_not_taken_for_a_served_model() -> None:
+    """Seldon has no observedGeneration: right after an apply its status still says Available for the old pods."""
+    api = FakeSeldon({"1": ["Available"], "2": ["Creating"] + ["Available"] * 1000}, lag=3, never_ready=("2",))
+    apply_and_wait(manifest("1"), timeout=5, poll=0, api=api)  # type: ignore[arg-type]
+    with pytest.raises(KfopsError, match="Available for the previous spec") as raised:
+        apply_and_wait(manifest("2"), timeout=0.2, poll=0, api=api)  # type: ignore[arg-type]
+    assert "0 of 1 new pods ready" in str(raised.value)
+    assert api.applied[-1]["metadata"]["labels"]["kfops.model-version"] == "1", "rolled back"
+
+
+def test_a_new_version_is_served_once_its_own_pods_are_ready() -> None:
+    api = FakeSeldon({"1": ["Available"], "2": ["Creating", "Available"]}, lag=3)
+    apply_and_wait(manifest("1"), timeout=5, poll=0, api=api)  # type: ignore[arg-type]
+    apply_and_wait(manifest("2"), timeout=5, poll=0, api=api)  # type: ignore[arg-type]
+    assert [body["metadata"]["labels"]["kfops.model-version"] for body in api.applied] == ["1", "2"]
+    assert "2" in api.available, "it returned only after the operator reported the new spec"
+
+
+def test_the_model_pods_carry_what_the_deploy_step_selects_them_by() -> None:
+    v2 = seldon_deployment("v2", model_name="My Wine Model", version="7", model_uri="s3://m/7", namespace=NAMESPACE,
+                           settings=ServingSettings())
+    v1 = seldon_deployment("v1", model_name="My Wine Model", version="7", model_uri="s3://m/7", namespace=NAMESPACE,
+                           settings=ServingSettings())
+    labels = [m["spec"]["predictors"][0]["labels"] for m in (v2, v1)]
+    assert labels[0] != labels[1], "v1 and v2 pods of one version must not count for each other"
+    for value in (v for label in labels for v in label.values()):
+        assert re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", value), value
 
 
 def test_rollback_manifest_keeps_only_what_kfops_applied() -> None:

@@ -36,6 +36,8 @@ ALLOWED = {
     ("", "configmaps", "get"),
     # Argo's executor records each step's outputs as WorkflowTaskResults.
     *(("argoproj.io", "workflowtaskresults", verb) for verb in ("create", "patch")),
+    # The deploy step waits for the new model version's pods to be Ready.
+    ("", "pods", "get"), ("", "pods", "list"),
 }
 
 

@@ -22,11 +22,12 @@ def test_deploy_step_settings_name_the_secret_and_pinned_version() -> None:
     assert set(data) == set(SERVING_CONFIG_KEYS)
 
 
-def test_runner_may_manage_seldon_deployments_and_nothing_else() -> None:
+def test_runner_may_manage_seldon_deployments_and_read_their_pods_and_nothing_else() -> None:
     rendering = build()
-    [rule] = rendering.find("Role", "kfops-seldon-deployer")["rules"]
-    assert rule["apiGroups"] == ["machinelearning.seldon.io"]
-    assert rule["resources"] == ["seldondeployments"]
+    rules = rendering.find("Role", "kfops-seldon-deployer")["rules"]
+    assert [(rule["apiGroups"], rule["resources"]) for rule in rules] == [
+        (["machinelearning.seldon.io"], ["seldondeployments"]), ([""], ["pods"])]
+    assert rules[1]["verbs"] == ["get", "list"]
     binding = rendering.find("RoleBinding", "kfops-seldon-deployer")
     assert binding["subjects"][0]["name"] == PIPELINE_SERVICE_ACCOUNT
 
