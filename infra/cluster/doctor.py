@@ -257,11 +257,13 @@ def check_rbac(api: Any, scope: StackScope) -> list[Check]:
     return found
 
 
-#: What the probe Job runs: the object store with the Secret's keys, then MLflow's health endpoint.
+#: What the probe Job runs: the object store with the Secret's keys, then an MLflow API call (not /health, which
+#: MLflow exempts from its Host check: it would answer even to a client the server refuses).
 PROBE = """\
 import os, urllib.request, boto3
 boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL_S3"]).list_buckets()
-urllib.request.urlopen(os.environ["MLFLOW_TRACKING_URI"].rstrip("/") + "/health", timeout=10).read()
+urllib.request.urlopen(os.environ["MLFLOW_TRACKING_URI"].rstrip("/") + "/api/2.0/mlflow/experiments/search"
+                       "?max_results=1", timeout=10).read()
 print("object store and MLflow answer")
 """
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from infra.cluster.kube import custom_objects_api
 from kfops.base.errors import KfopsError, Step, in_step
+from kfops.base.upstream import katib
 
 GROUP, VERSION = "kubeflow.org", "v1beta1"
 
@@ -43,7 +44,7 @@ def finished(experiment: dict[str, Any]) -> bool:
 #: Trial conditions after which a trial does not change any more.
 FINAL_CONDITIONS = ("Succeeded", "Failed", "Killed", "MetricsUnavailable", "EarlyStopped")
 #: Label Katib puts on an Experiment's Trials.
-EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
+EXPERIMENT_LABEL = katib.EXPERIMENT_LABEL
 
 
 def list_trials(api: Any, namespace: str, name: str) -> list[dict[str, Any]]:

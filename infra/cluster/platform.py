@@ -182,6 +182,18 @@ def after(dependencies: Dependencies) -> Transformation:
     return transform
 
 
+#: How long ``pulumi up`` waits for an install's object (a Deployment whose images a fresh kind node pulls, behind
+#: others doing the same on two cores): Pulumi's defaults (10 minutes for a Deployment, 300 s for a Helm release) are
+#: too short for a cold node, and a timeout there fails the whole run.
+INSTALL_TIMEOUT_MINUTES = 20
+
+
+def patient(_obj: Any, opts: pulumi.ResourceOptions) -> None:
+    """A kustomize transformation giving every object of the install :data:`INSTALL_TIMEOUT_MINUTES` to be ready."""
+    minutes = f"{INSTALL_TIMEOUT_MINUTES}m"
+    opts.custom_timeouts = pulumi.CustomTimeouts(create=minutes, update=minutes, delete=minutes)
+
+
 def objects_of(directory: k8s.kustomize.Directory) -> Dependencies:
     """Every object a kustomize Directory created: depending on these waits until each is ready."""
     return directory.resources.apply(lambda resources: list(resources.values()))
@@ -228,18 +240,18 @@ class Platform(pulumi.ComponentResource):
             f"{name}-cert-manager", name=cert_manager.RELEASE, chart=chart, version=cert_manager.VERSION,
             namespace=cert_manager.NAMESPACE, create_namespace=True,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart_repo), values=cert_manager.CRDS_VALUE.value,
-            opts=child)
+            timeout=INSTALL_TIMEOUT_MINUTES * 60, opts=child)
 
         kfp_cluster = k8s.kustomize.Directory(
             f"{name}-kfp-cluster-scoped", directory=KUSTOMIZATIONS["kfp-cluster-scoped"],
             resource_prefix=f"{name}-kfp-cluster-scoped",
             # Workspace creates the namespace first, with the labels KFP's and Katib's own Namespace objects carry.
-            transformations=[drop(*DROPPED["kfp-cluster-scoped"]), after(combined(prerequisites))], opts=child)
+            transformations=[drop(*DROPPED["kfp-cluster-scoped"]), patient, after(combined(prerequisites))], opts=child)
         kfp_install = k8s.kustomize.Directory(
             f"{name}-kfp", directory=KUSTOMIZATIONS["kfp"], resource_prefix=f"{name}-kfp",
             # ObjectStoreAccess creates this Secret first, with the stack's credentials: the API server, the UI and
             # SeaweedFS read it when they start, and SeaweedFS makes its keys the store's admin credentials.
-            transformations=[drop(*DROPPED["kfp"]), await_injected_ca,
+            transformations=[drop(*DROPPED["kfp"]), await_injected_ca, patient,
                              *([default_run_service_account(args.run_service_account)]
                                if args.run_service_account else []),
                              after(combined(prerequisites, [certificates], objects_of(kfp_cluster)))],
@@ -247,21 +259,21 @@ class Platform(pulumi.ComponentResource):
         katib_install = k8s.kustomize.Directory(
             f"{name}-katib", directory=KUSTOMIZATIONS["katib"], resource_prefix=f"{name}-katib",
             transformations=[drop(*DROPPED["katib"]), scope_katib_pod_mutator, inject_security_context_into_collectors,
-                             after(combined(prerequisites))],
+                             patient, after(combined(prerequisites))],
             opts=child)
         # Deleted before any of Katib: the workflow's Experiments go while Katib can still finalize them.
         KatibDrain(f"{name}-katib-drain", namespace=KFP_NAMESPACE, context=pulumi.Config("kubernetes").get("context"),
                    opts=pulumi.ResourceOptions(parent=self, depends_on=objects_of(katib_install)))
         poddefaults = k8s.kustomize.Directory(
             f"{name}-poddefaults", directory=KUSTOMIZATIONS["poddefaults"], resource_prefix=f"{name}-poddefaults",
-            transformations=[drop(*DROPPED["poddefaults"]), await_injected_ca,
+            transformations=[drop(*DROPPED["poddefaults"]), await_injected_ca, patient,
                              after(combined(prerequisites, [certificates]))], opts=child)
         seldon_chart, seldon_repo = seldon.CHART.value
         operator = k8s.helm.v3.Release(
             f"{name}-seldon-core", name="seldon-core", chart=seldon_chart, version=args.seldon_version,
             namespace=seldon.WEBHOOK.namespace, create_namespace=True,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=seldon_repo),
-            values=seldon_values(args.istio), opts=child)
+            values=seldon_values(args.istio), timeout=INSTALL_TIMEOUT_MINUTES * 60, opts=child)
 
         self.ready = combined([certificates, operator], objects_of(kfp_cluster), objects_of(kfp_install),
                               objects_of(katib_install), objects_of(poddefaults))

@@ -2,8 +2,9 @@
 
 A pod labelled ``access-minio: "true"`` gets the S3 credentials and ``MINIO_ENDPOINT_URL``; one labelled
 ``mlflow-server-minio: "true"`` gets ``MLFLOW_TRACKING_URI`` and ``MLFLOW_S3_ENDPOINT_URL``. Kubeflow's admission
-webhook applies them in namespaces carrying its label (profile namespaces). The workflow's own pods do not rely on
-them: a run never depends on the webhook being up.
+webhook applies them in namespaces carrying its label (profile namespaces). The workflow's own pods do not use them
+(they read the Secret and ConfigMaps directly), but in such a namespace every pod creation still goes through the
+webhook, which fails closed: while it is unreachable, no pod starts there (``kfops doctor`` checks its endpoints).
 """
 
 from __future__ import annotations

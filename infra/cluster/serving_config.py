@@ -18,12 +18,13 @@ from kfops.base.contract import (
     SERVING_CONFIG_MAP,
 )
 from kfops.base.seldon_versions import DEFAULT_SELDON_CORE_VERSION, license_warning
+from kfops.base.upstream import seldon
 
 _COMPONENT = "serving"
 #: ConfigMap the deploy step reads its Seldon settings from.
 CONFIG_MAP_NAME = SERVING_CONFIG_MAP
 #: Port of the Seldon service (executor) in front of a predictor: REST here, gRPC on 5001.
-SELDON_HTTP_PORT = 8000
+SELDON_HTTP_PORT = seldon.PREDICTOR_SERVICE_PORT.value
 #: The deploy step creates, updates and removes SeldonDeployments (to swap models); nothing else in serving.
 SERVING_RULES = (
     k8s.rbac.v1.PolicyRuleArgs(api_groups=["machinelearning.seldon.io"], resources=["seldondeployments"],

@@ -19,9 +19,10 @@ from infra.cluster.kfp_api import KfpPipelineVersion, KfpRecurringRun
 from infra.cluster.meta import child_options, object_meta
 from kfops.base.contract import PIPELINE_NAME, PIPELINE_SERVICE_ACCOUNT
 from kfops.base.errors import KfopsError, in_step
+from kfops.base.upstream import kfp
 
 _COMPONENT = "workflow"
-_GROUP_VERSION = "pipelines.kubeflow.org/v2beta1"
+_GROUP_VERSION = kfp.PIPELINES_API.value
 #: Hex digits of the content hash in a version name: collisions are irrelevant at this count of versions.
 _DIGEST_LENGTH = 12
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -136,3 +137,14 @@ def test_the_tune_step_fits_parallelism_and_failures_to_the_trial_count() -> Non
 
     spec = build_tuning_experiment("winequality", DATASET, max_trials=2, parallel_trials=3, max_failed_trials=5)["spec"]
     assert (spec["maxTrialCount"], spec["parallelTrialCount"], spec["maxFailedTrialCount"]) == (2, 2, 2)
+
+
+def test_the_trial_command_survives_katibs_collector_wrapping() -> None:
+    """Katib's StdOut collector runs ``sh -c "<command and args joined by spaces>"`` (katib.COMMAND_WRAPPING), and
+    without an explicit command it asks the image's registry for the entrypoint (a kind-loaded image is in none)."""
+    [container] = build()["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"]
+    assert container["command"]
+    for part in (*container["command"], *container.get("args", [])):
+        # Katib substitutes ${trialParameters.x} before wrapping: what remains must need no quoting in sh.
+        plain = re.sub(r"\$\{trialParameters\.[A-Za-z0-9_]+\}", "", part)
+        assert not any(character in plain for character in " \t\n'\"\\$`;&|<>"), part

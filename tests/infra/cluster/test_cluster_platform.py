@@ -161,3 +161,15 @@ def test_runs_started_without_a_service_account_run_as_the_projects(world: World
 def test_the_drop_transformation(item: dict, dropped: bool) -> None:
     drop(("Secret", S3_SECRET_NAME))(item, None)  # type: ignore[arg-type]
     assert (item == {"apiVersion": "v1", "kind": "List", "items": []}) is dropped
+
+
+def test_a_cold_kind_node_gets_time_to_pull_every_image(world: World) -> None:
+    import pulumi
+
+    from infra.cluster.platform import INSTALL_TIMEOUT_MINUTES, patient
+
+    options = pulumi.ResourceOptions()
+    patient({}, options)
+    assert options.custom_timeouts.create == f"{INSTALL_TIMEOUT_MINUTES}m"
+    for release in world.rendering.of_type(HELM_RELEASE):
+        assert release.inputs["timeout"] == INSTALL_TIMEOUT_MINUTES * 60 > 300
