@@ -20,6 +20,9 @@ SELDON_VENV := .venv-seldon
 # `seldon-bsl` (1.19.0, Business Source License 1.1). See serving/pyproject.toml.
 SELDON_EXTRA ?= seldon
 KFOPS := $(BIN)/kfops
+# Tests run in two processes (one per core), each test file whole in one of them: a file's module fixtures (a
+# platform, a served model, a run) are set up once. `make test PARALLEL=` runs them in one process.
+PARALLEL ?= -n 2 --dist loadfile
 # State of `make demo` (the same default `kfops` uses).
 export KFOPS_STATE_DIR ?= .kfops
 # Recipe of `make demo` (`make demo RECIPE=iris`); empty: the CLI's default (kfops/base/defaults.py).
@@ -58,14 +61,14 @@ browser: ## Install Debian's chromium for the report rendering test (once; needs
 
 test: venv browser ## Run every test (unit, integration, e2e on the local target; the serving package under both Pythons)
 	$(SELDON_VENV)/bin/pytest --rootdir serving serving/tests -q
-	$(BIN)/pytest -m "not kind"
+	$(BIN)/pytest -m "not kind" $(PARALLEL)
 
 e2e-kind: $(VENV)/.installed ## The nightly job: a kind cluster, both images, pulumi up, the e2e and kind tests, forensics, destroy
 	$(BIN)/pip install --quiet -e ".[kind]"
 	$(BIN)/pytest -m "e2e or kind" --target kind -o timeout_func_only=true --timeout 5400 -q
 
 check: venv ## The fast unit tests only (under a minute; no services started)
-	$(BIN)/pytest -m "not integration and not e2e and not kind" -q
+	$(BIN)/pytest -m "not integration and not e2e and not kind" -q $(PARALLEL)
 
 lint: venv ## Static checks: ruff, import layers, types, hadolint on the Dockerfiles, the GitHub workflows' schema
 	$(BIN)/ruff check .

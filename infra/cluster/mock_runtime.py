@@ -227,6 +227,14 @@ def record(
         The recording.
     """
     rendering = Rendering()
+    # Pulumi's test runner uses the thread's current event loop; code that ran before (asyncio.run, a closed loop)
+    # may have left none.
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
     logger = logging.getLogger(f"kfops.render.{stack}")
     logger.propagate = False
     collector = _WarningCollector(rendering)
