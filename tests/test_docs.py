@@ -302,12 +302,14 @@ def test_every_pointer_from_the_code_to_a_doc_resolves() -> None:
     broken = []
     for name in files.splitlines():
         path = ROOT / name
+        if path == Path(__file__).resolve():  # its examples of what does not exist
+            continue
         if path.suffix in {".py", ".toml", ".yaml", ".yml", ".cfg"} or path.name in {"Makefile", "Dockerfile", "run"}:
             for pointer in _CODE_POINTER.findall(path.read_text(errors="replace") if path.is_file() else ""):
                 problem = target_problems(ROOT, pointer)
                 if problem:
                     broken.append(f"{name}: {problem}")
-    assert broken == []
+    assert not broken, "\n".join(broken)
 
 
 @pytest.mark.parametrize(("where", "text", "expected"), [
