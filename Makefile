@@ -28,10 +28,10 @@ export KFOPS_STATE_DIR ?= .kfops
 # Recipe of `make demo` (`make demo RECIPE=iris`); empty: the CLI's default (kfops/base/defaults.py).
 RECIPE ?=
 
-.PHONY: help venv browser test check lint bench demo down clean
+.PHONY: help venv browser test e2e-kind check lint bench demo down clean
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 venv: $(VENV)/.installed $(SELDON_VENV)/.installed ## Create or update both virtual environments (idempotent)
 
@@ -93,7 +93,7 @@ demo: venv ## Start the local platform and run the whole workflow on it (offline
 	@echo
 	@echo "Services keep running until: make down"
 
-down: ## Stop every local service (data stays in $(KFOPS_STATE_DIR))
+down: ## Stop every local service (data stays in the state dir, KFOPS_STATE_DIR or .kfops)
 	@if [ -x $(KFOPS) ]; then $(KFOPS) local down; else echo "no venv: nothing to stop"; fi
 
 clean: down ## Stop services, delete both venvs, the local state and everything else make and the tools created

@@ -312,7 +312,7 @@ def save_mlflow_template(settings: LocalSettings, database: Path) -> bool:
 
 
 def seldon_python(settings: LocalSettings) -> Path:
-    """Python of the seldon-core environment (Python 3.12 with seldon-core 1.19 and protobuf 5).
+    """Python of the seldon-core environment (Python 3.12; seldon-core 1.17.1 unless ``SELDON_EXTRA`` chose another).
 
     Raises:
         KfopsError: It does not exist.

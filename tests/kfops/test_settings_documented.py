@@ -17,7 +17,7 @@ from loadtest.payloads import LoadtestSettings
 
 pytestmark = pytest.mark.unit
 
-#: The settings classes; the README names each.
+#: The settings classes; docs/local.md ("Settings") names each.
 SETTINGS: tuple[type[BaseSettings], ...] = (LocalSettings, ClusterRunSettings, LoadtestSettings, CliSettings)
 #: Variables kfops sets for its own processes, never for users to set: each has its one definition in the code.
 INTERNAL = {EVENTS_ENV: "the local runner tells the steps where to write their events (kfops/base/events.py)",
@@ -49,10 +49,10 @@ def test_every_variable_the_product_names_is_a_documented_setting() -> None:
     assert used_in_product() - set(documented) - set(INTERNAL) == set()
 
 
-def test_the_readme_points_at_every_settings_class() -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
+def test_the_docs_point_at_every_settings_class() -> None:
+    docs = (REPO_ROOT / "docs" / "local.md").read_text()
     for settings in SETTINGS:
-        assert settings.__name__ in readme, settings.__name__
+        assert settings.__name__ in docs, settings.__name__
 
 
 def test_the_variables_are_really_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

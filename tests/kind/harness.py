@@ -91,7 +91,7 @@ def create_cluster(attempts: int = 3, kind: Path | None = None, kubectl: Path | 
 
     Raises:
         RuntimeError: A cluster of that name exists already: pytest-kind-ng would reuse it and the teardown would
-            delete it, and it may be a developer's own (the README's ``kind create cluster --name kfops``).
+            delete it, and it may be a developer's own (docs/cluster.md's ``kind create cluster --name kfops``).
     """
     kind, kubectl = kind or tool("kind"), kubectl or tool("kubectl")
     existing = subprocess.run([str(kind), "get", "clusters"], capture_output=True, text=True, check=True).stdout

@@ -4,7 +4,7 @@ MLflow 3's server refuses requests whose Host header is not allowed (DNS-rebindi
 ``/health`` and ``/version``, which is all readiness checks call. ``--allowed-hosts`` replaces its defaults
 (``localhost``, ``127.0.0.1``, private ranges) instead of adding to them, so each client is checked here with MLflow's
 own predicate on the list the stack renders: pods through the ConfigMap and the PodDefault, the nightly harness
-through its port-forward, users through the README's port-forward, the local target's clients on its own server.
+through its port-forward, users through docs/cluster.md's port-forward, the local target's clients on its own server.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ def cluster_clients(objects: list[dict]) -> dict[str, str]:
 
 
 def outside_clients() -> dict[str, str]:
-    """The URLs clients outside the cluster use: the nightly harness' port-forward, the README's."""
+    """The URLs clients outside the cluster use: the nightly harness' port-forward, docs/cluster.md's."""
     return {"nightly harness port-forward": PortForward(platform_forwards()["mlflow"]).url,
-            "README port-forward": f"http://localhost:{SERVER_PORT}"}
+            "docs/cluster.md port-forward": f"http://localhost:{SERVER_PORT}"}
 
 
 @pytest.fixture(scope="module")
