@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from infra.local import step_client
 from kfops.base.errors import KfopsError
 from kfops.base.events import EVENTS_ENV, Event, EventReader
 from kfops.base.files import private_files
@@ -67,6 +70,43 @@ class _Follower(threading.Thread):
         self.join()
 
 
+@contextlib.contextmanager
+def warm_steps(run_dir: Path) -> Iterator[dict[str, str]]:
+    """A step server (:mod:`infra.local.step_server`) for the run, and KFP's local runner pointed at it.
+
+    KFP runs each step as ``<python> -m kfp.dsl.executor_main ...`` inside a shell command; that interpreter is
+    replaced by the thin client (:mod:`infra.local.step_client`), which has the step forked from the warm server.
+    Until the server has finished its imports, the client starts the interpreter itself. Yields the variables the
+    steps need to find the server.
+    """
+    from kfp.local import subprocess_task_handler
+
+    socket_path = run_dir / "steps.sock"
+    server = subprocess.Popen([sys.executable, "-m", "infra.local.step_server", str(socket_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
+    original = subprocess_task_handler.run_local_subprocess
+    cold = f"{sys.executable} -m kfp.dsl.executor_main"
+    warm = f"{sys.executable} -I -S {Path(step_client.__file__)} -m kfp.dsl.executor_main"
+
+    def through_the_server(full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
+        return original([part.replace(cold, warm) for part in full_command], env_vars)
+
+    subprocess_task_handler.run_local_subprocess = through_the_server
+    try:
+        yield {step_client.SERVER_ENV: str(socket_path)}
+    finally:
+        subprocess_task_handler.run_local_subprocess = original
+        assert server.stdin is not None
+        server.stdin.close()  # the server finishes the steps it runs, then exits
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, 9)
+            server.wait()
+        socket_path.unlink(missing_ok=True)
+
+
 def run_pipeline(pipeline: Callable[..., Any], arguments: dict[str, Any], *, env: Mapping[str, str], run_dir: Path,
                  on_event: Callable[[Event], None] = lambda _event: None) -> tuple[dict[str, Any], Path]:
     """Run ``pipeline`` with the KFP local runner.
@@ -95,7 +135,8 @@ def run_pipeline(pipeline: Callable[..., Any], arguments: dict[str, Any], *, env
     follower.start()
     try:
         # Private files: steps write datasets, models and logs next to the platform's credentials.
-        with (private_files(), _environment({**env, EVENTS_ENV: str(events)}), log_path.open("w") as log,
+        with (private_files(), warm_steps(run_dir) as server, _environment({**env, **server, EVENTS_ENV: str(events)}),
+              log_path.open("w") as log,
               contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), warnings.catch_warnings()):
             # The project image's name does not contain "python"; KFP warns about that for every step.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
