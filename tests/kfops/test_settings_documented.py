@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings
 
 from infra.cluster.runner import ClusterRunSettings
 from infra.local.settings import LocalSettings
+from infra.local.step_client import SERVER_ENV as STEP_SERVER_ENV
 from kfops.base.events import EVENTS_ENV
 from kfops.base.paths import REPO_ROOT
 from kfops.cli.app import CliSettings
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.unit
 SETTINGS: tuple[type[BaseSettings], ...] = (LocalSettings, ClusterRunSettings, LoadtestSettings, CliSettings)
 #: Variables kfops sets for its own processes, never for users to set: each has its one definition in the code.
 INTERNAL = {EVENTS_ENV: "the local runner tells the steps where to write their events (kfops/base/events.py)",
-            "KFOPS_BUCKETS": "the bucket Job's list of buckets (infra/cluster/object_store.py)"}
+            "KFOPS_BUCKETS": "the bucket Job's list of buckets (infra/cluster/object_store.py)",
+            STEP_SERVER_ENV: "the local runner tells each step's client where its warm step server listens "
+                             "(infra/local/step_client.py)"}
 PRODUCT = ("kfops", "infra", "pipelines", "components", "trainer", "loadtest", "serving/src")
 _VARIABLE = re.compile(r"\bKFOPS_[A-Z][A-Z0-9_]*")
 
