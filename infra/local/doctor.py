@@ -10,6 +10,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -173,6 +174,45 @@ def check_champion(platform: LocalPlatform) -> list[Check]:
                            f"{', '.join(runtime.name for runtime in runtimes.values())}")]
 
 
+def check_leases(platform: LocalPlatform) -> list[Check]:
+    """Promotion leases (registered-model tags) whose holder is gone: a run killed while promoting.
+
+    The next run on this host takes such a lease over at once; one on another host would wait for its expiry.
+    """
+    import mlflow
+
+    from components.promote import LEASE_TAG, read_lease
+
+    env = platform.env()
+    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    found = []
+    token = None
+    while True:
+        page = client.search_registered_models(max_results=200, page_token=token)
+        for model in page:
+            lease = read_lease(client, model.name)
+            if lease is None:
+                continue
+            name = f"promotion lease of {model.name}"
+            if lease.dead_holder():
+                release = (f"import mlflow; mlflow.MlflowClient().delete_registered_model_tag({model.name!r}, "
+                           f"{LEASE_TAG!r})")
+                found.append(warn(name, f"{model.name}: held by {lease.describe()}, which is gone (killed while "
+                                        "promoting)",
+                                  f"nothing is needed: the next run on this host takes it over at once; to clear "
+                                  f"it now: eval \"$(kfops local env --state-dir {platform.state_dir})\" && "
+                                  f"python -c \"{release}\""))
+            elif lease.expires < time.time():
+                found.append(ok(name, f"{model.name}: expired lease of {lease.describe()} (the next run takes it)"))
+            else:
+                until = time.strftime("%H:%M:%S", time.localtime(lease.expires))
+                found.append(ok(name, f"{model.name}: held by {lease.describe()} until {until} (a run is promoting)"))
+        token = page.token
+        if not token:
+            break
+    return found or [ok("promotion leases", "none held")]
+
+
 def run_checks(settings: LocalSettings) -> list[Check]:
     """Every local check, in the order a user would fix things."""
     platform = LocalPlatform(settings)
@@ -188,4 +228,5 @@ def run_checks(settings: LocalSettings) -> list[Check]:
         found += guarded("S3 credentials", lambda: check_store(platform),
                          "delete the credentials file and run `kfops local up` (objects stay)")
         found += guarded("champion", lambda: check_champion(platform), "redeploy with `kfops pipeline run --local`")
+        found += guarded("promotion leases", lambda: check_leases(platform), "read `kfops local logs mlflow`")
     return found
