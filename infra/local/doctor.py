@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from infra.local.platform import PLATFORM_SERVICES, LocalPlatform
-from infra.local.processes import HOST, http_ok, is_running, port_is_free
+from infra.local.processes import HOST, find_strays, http_ok, is_running, port_is_free
 from infra.local.services import seldon_python
 from infra.local.settings import LocalSettings
 from kfops.base.checks import Check, fail, guarded, ok, warn
@@ -126,6 +126,11 @@ def check_services(platform: LocalPlatform) -> list[Check]:
                               f"read `kfops local logs {service}`; `kfops local up` restores the champion"))
         elif record is not None:
             found.append(ok(service, f"serves at {record.url}"))
+    strays = find_strays(platform.state_dir, records)
+    if strays:
+        found.append(fail("unrecorded processes", f"{', '.join(map(str, strays))} of {platform.state_dir} run but no "
+                                                  "record names them (a deleted state dir, a damaged state file)",
+                          f"`kfops local down --state-dir {platform.state_dir}` finds and stops them"))
     return found
 
 

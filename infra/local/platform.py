@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -12,14 +11,17 @@ from pathlib import Path
 
 from infra.local import credentials
 from infra.local.processes import (
+    Recorder,
     ServiceRecord,
     ServiceSpec,
     StateStore,
+    find_strays,
     http_ok,
     is_running,
     require_free_ports,
     start_service,
     stop_service,
+    stop_strays,
 )
 from infra.local.services import (
     ensure_buckets,
@@ -53,7 +55,11 @@ Reporter = Callable[[str], None]
 
 @dataclass(frozen=True)
 class ServiceStatus:
-    """The observed state of one service: ``running``, ``unhealthy`` (alive, not answering) or ``crashed``."""
+    """The observed state of one service.
+
+    ``running``, ``unhealthy`` (alive, not answering), ``crashed``, or ``unrecorded`` (processes of the state dir's
+    services that no record names: ``down`` stops them).
+    """
 
     name: str
     title: str
@@ -148,6 +154,7 @@ class LocalPlatform:
                                       self.settings.model_dump_json(exclude={"state_dir"}))
             creds = credentials.load_or_create(self.credentials_path)
             records = self.store.load()
+            self._stop_strays(records, report)
             healthy = {name for name, record in records.items()
                        if name in PLATFORM_SERVICES and is_running(record) and http_ok(record.ready_url)}
             for name in PLATFORM_SERVICES:
@@ -166,10 +173,18 @@ class LocalPlatform:
             self._start_all(specs, creds, records, report)
         return self.status()
 
+    def _stop_strays(self, records: dict[str, ServiceRecord], report: Reporter) -> list[str]:
+        """Stop processes of this state dir's services that no record names; their names."""
+        strays = find_strays(self.state_dir, records)
+        for stray in strays:
+            report(f"Stopping {TITLES.get(stray.name, stray.name)}: {stray} was running unrecorded")
+        stop_strays(strays, self.settings.stop_timeout)
+        return [stray.name for stray in strays]
+
     def _start_all(self, specs: dict[str, ServiceSpec], creds: credentials.S3Credentials,
                    records: dict[str, ServiceRecord], report: Reporter) -> None:
         """Start ``specs`` concurrently (none needs another to start); on any failure stop every one of them."""
-        saving = threading.Lock()
+        recorder = Recorder(self.store, records)
 
         def start(name: str) -> ServiceRecord:
             spec = specs[name]
@@ -178,11 +193,9 @@ class LocalPlatform:
             database = mlflow_database(self.state_dir)
             new_database = (name == "mlflow" and not database.exists()
                             and not seed_mlflow_database(self.settings, database))
+            # Recorded before it runs: a kfops killed at any moment leaves the process to `down`.
             record = start_service(spec, self.log_path(name), self.settings.startup_timeout,
-                                   self.settings.stop_timeout)
-            with saving:  # recorded at once: a kfops killed now still leaves the process to `down`
-                records[name] = record
-                self.store.save(records)
+                                   self.settings.stop_timeout, recorder)
             detail = ""
             if name == "seaweedfs":
                 volumes = wait_for_volumes(spec, seaweedfs_data_dir(self.state_dir), self.settings.startup_timeout)
@@ -205,8 +218,8 @@ class LocalPlatform:
         if interrupted or failures:
             for name in futures:
                 if name in records:
-                    stop_service(records.pop(name), self.settings.stop_timeout)
-            self.store.save(records)
+                    stop_service(records[name], self.settings.stop_timeout)
+                    recorder.remove(records[name])
             raise interrupted or failures[0]
 
     def _specs(self, names: list[str], creds: credentials.S3Credentials,
@@ -226,32 +239,40 @@ class LocalPlatform:
 
     @in_step("local down")
     def down(self, report: Reporter = lambda _message: None) -> list[str]:
-        """Stop every recorded service.
+        """Stop every service of the state dir: the recorded ones, and any process of its services no record names.
 
         The services are stopped concurrently: none needs another to shut down, and each may use its whole grace
-        period (SeaweedFS always does), so one after another would add the periods up.
+        period (SeaweedFS always does), so one after another would add the periods up. Processes are found by their
+        mark (:data:`~infra.local.processes.SERVICE_STATE_DIR_ENV`) when the state dir is gone or its records are
+        unreadable, and the records are reset then.
 
         Returns:
             Names of the services that were stopped.
         """
         if not self.state_dir.is_dir():
-            return []
+            # Deleted under running services: they are found by their mark alone.
+            return self._stop_strays({}, report)
         with self.store.locked():
-            records = self.store.load()
+            try:
+                records = self.store.load()
+            except KfopsError as error:
+                report(f"{error.cause}: stopping this state dir's services by their mark and resetting the file")
+                records = {}
             names = sorted(records, key=_rank, reverse=True)
             for name in names:
                 report(f"Stopping {TITLES.get(name, name)}")
             with ThreadPoolExecutor(max_workers=max(len(names), 1)) as pool:
                 list(pool.map(lambda name: stop_service(records[name], self.settings.stop_timeout), names))
             self.store.save({})
-        return names
+            return names + self._stop_strays({}, report)
 
     def status(self) -> list[ServiceStatus]:
-        """The observed state of every recorded service (a service never started is simply absent)."""
-        if not self.state_dir.is_dir():
-            return []
+        """The observed state of every recorded service, and of processes of its services no record names.
+
+        A service never started is simply absent.
+        """
+        records = self.store.load() if self.state_dir.is_dir() else {}
         result = []
-        records = self.store.load()
         for name in sorted(records, key=_rank):
             record = records[name]
             if not is_running(record):
@@ -262,6 +283,10 @@ class LocalPlatform:
                 state = "unhealthy"
             result.append(ServiceStatus(name=name, title=TITLES.get(name, name), state=state, url=record.url,
                                         pid=record.pid, log=record.log, since=record.started_at))
+        for stray in find_strays(self.state_dir, records):
+            result.append(ServiceStatus(name=stray.name, title=TITLES.get(stray.name, stray.name), state="unrecorded",
+                                        url="", pid=stray.pgid, log=str(self.log_path(stray.name)),
+                                        since=stray.started))
         return result
 
     def records(self) -> dict[str, ServiceRecord]:

@@ -33,7 +33,7 @@ from components.deploy import (
     seldon_deployment,
     serving_name,
 )
-from infra.local.processes import ServiceRecord, http_ok, is_running, start_service, stop_service
+from infra.local.processes import Recorder, ServiceRecord, http_ok, is_running, start_service, stop_service
 from infra.local.services import mlserver_model_settings, mlserver_spec, seldon_python, seldon_spec
 from infra.local.settings import HOST
 from kfops.base.errors import KfopsError, Step, in_step
@@ -173,12 +173,14 @@ class LocalServing:
             raise KfopsError(f"unknown serving protocol(s) {sorted(unknown)}", "use v1 and/or v2")
         previous = self.deployed()
         records = self.platform.store.load()
+        # Every runtime started is in the state file before it runs, whenever this process dies.
+        recorder = Recorder(self.platform.store, records)
         # The runtimes start (or load the model) concurrently: a cold start of both is mostly waiting on imports.
         with ThreadPoolExecutor(max_workers=len(protocols)) as pool:
             # Each roll runs in the caller's context (a copy each), so its errors name the caller's step.
             rolls = {protocol: pool.submit(contextvars.copy_context().run,
                                            self._roll_mlserver if protocol == "v2" else self._roll_seldon, model,
-                                           records) for protocol in protocols}
+                                           recorder) for protocol in protocols}
         rolled = [protocol for protocol, roll in rolls.items() if roll.exception() is None]
         self.platform.store.save(records)
         try:
@@ -186,7 +188,7 @@ class LocalServing:
                 roll.result()
             self._smoke_test(model, protocols, records)
         except KfopsError:
-            self._roll_back(previous, rolled, records)
+            self._roll_back(previous, rolled, recorder)
             raise
         endpoints = self.endpoints(model.name, protocols)
         served = sorted(set(protocols) | set(previous["protocols"] if previous else ()))
@@ -196,19 +198,20 @@ class LocalServing:
                                                    "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         return endpoints
 
-    def _roll_back(self, previous: dict[str, Any] | None, rolled: list[str], records: dict[str, ServiceRecord]) -> None:
+    def _roll_back(self, previous: dict[str, Any] | None, rolled: list[str], recorder: Recorder) -> None:
         if not previous or not rolled:
             return
         model = ServedModel(**previous["model"])
         for protocol in rolled:
             if protocol in previous["protocols"]:
                 try:
-                    (self._roll_mlserver if protocol == "v2" else self._roll_seldon)(model, records)
+                    (self._roll_mlserver if protocol == "v2" else self._roll_seldon)(model, recorder)
                 except KfopsError:
                     continue  # the runtime kept the previous model: it never swapped the failing one in
-        self.platform.store.save(records)
+        self.platform.store.save(recorder.records)
 
-    def _roll_mlserver(self, model: ServedModel, records: dict[str, ServiceRecord]) -> None:
+    def _roll_mlserver(self, model: ServedModel, recorder: Recorder) -> None:
+        records = recorder.records
         # MLServer knows the model by the name Seldon Core would give it on a cluster.
         served = serving_name(model.name)
         settings_file = self.mlserver_repo / served / "model-settings.json"
@@ -236,7 +239,7 @@ class LocalServing:
             spec = mlserver_spec(self.settings, self.mlserver_repo, served)
             try:
                 record = start_service(spec, self.platform.log_path("mlserver"), self.settings.startup_timeout,
-                                       self.settings.stop_timeout)
+                                       self.settings.stop_timeout, recorder)
             except KfopsError as error:
                 _restore(settings_file, before)
                 raise KfopsError(f"MLServer did not start with {model.name} version {model.version}: "
@@ -244,7 +247,8 @@ class LocalServing:
         record.details = {"model": model.name, "version": model.version}
         records["mlserver"] = record
 
-    def _roll_seldon(self, model: ServedModel, records: dict[str, ServiceRecord]) -> None:
+    def _roll_seldon(self, model: ServedModel, recorder: Recorder) -> None:
+        records = recorder.records
         before = self.pointer.read_text() if self.pointer.exists() else None
         self.pointer.parent.mkdir(parents=True, exist_ok=True)
         write_json(self.pointer, model.as_dict())
@@ -256,7 +260,7 @@ class LocalServing:
             spec = seldon_spec(self.settings, self.pointer, self.acks)
             try:
                 record = start_service(spec, self.platform.log_path("seldon"), self.settings.startup_timeout,
-                                       self.settings.stop_timeout)
+                                       self.settings.stop_timeout, recorder)
             except KfopsError as error:
                 _restore(self.pointer, before)
                 raise KfopsError(f"the seldon-core wrapper did not start with {model.name} version "
