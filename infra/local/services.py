@@ -25,6 +25,9 @@ from kfops.base.paths import REPO_ROOT
 from kfops.base.storage import DEFAULT_REGION, S3Credentials, ensure_bucket
 from kfops_serving.protocols import V1_READY_PATH, v2_ready_path
 
+#: Runs a service with credential values taken out of its output (see :mod:`infra.local.redact`).
+REDACTOR = Path(__file__).with_name("redact.py")
+
 
 def weed_binary(settings: LocalSettings) -> Path:
     """Locate SeaweedFS's ``weed`` executable: the setting, else the one installed beside this Python, else PATH.
@@ -85,7 +88,10 @@ def seaweedfs_spec(settings: LocalSettings, state_dir: Path, creds: S3Credential
     internal = {role: free_port() for role in (
         "master", "master-grpc", "volume", "volume-grpc", "filer", "filer-grpc", "s3-grpc")}
     port = settings.s3_port
+    # SeaweedFS logs the key id of every request it refuses: its output goes through the redactor.
     argv = [
+        sys.executable, "-I", "-S", str(REDACTOR), "--secrets", str(state_dir / "credentials.json"),
+        "--secrets", str(s3_config), "--",
         str(weed_binary(settings)), "server",
         f"-dir={data}", f"-master.dir={master}",
         f"-ip={HOST}", f"-ip.bind={HOST}",

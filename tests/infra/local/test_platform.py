@@ -387,3 +387,31 @@ def test_mlflow_failing_to_start_leaves_no_orphans(make_settings: Callable[..., 
         LocalPlatform(settings).up()
     assert "mlflow.log" in raised.value.fix
     assert_nothing_running(settings)
+
+
+def test_a_refused_key_never_reaches_a_log(own_platform: LocalPlatform) -> None:
+    """SeaweedFS logs the key id of every request it refuses: its log goes through a redactor.
+
+    The refused key is this platform's own, as after new credentials were generated while the store still runs with
+    the old ones (a deleted credentials file): a client with the new pair is refused."""
+    from infra.local import credentials
+
+    old = credentials.load_or_create(own_platform.credentials_path)
+    new = credentials.generate()
+    credentials.write(own_platform.credentials_path, new)
+    try:
+        env = own_platform.env()
+        with pytest.raises(ClientError) as raised:
+            s3(env).list_buckets()
+        assert raised.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+        with pytest.raises(ClientError):  # the old key id with a wrong secret: refused too
+            s3({**env, "AWS_ACCESS_KEY_ID": old.access_key_id}, secret="x" * 40).list_buckets()
+    finally:
+        credentials.write(own_platform.credentials_path, old)
+    s3(own_platform.env()).list_buckets()
+    seaweedfs_log = own_platform.log_path("seaweedfs").read_text()
+    assert "attempted key '<redacted>' not found" in seaweedfs_log, "the refusal itself is still logged"
+    values = {old.access_key_id, old.secret_access_key, new.access_key_id, new.secret_access_key}
+    leaks = [f"{log.name}: {value[:4]}..." for log in (own_platform.state_dir / "logs").glob("*.log")
+             for value in values if value in log.read_text(errors="replace")]
+    assert not leaks
