@@ -29,14 +29,18 @@ from infra.local.services import (
     mlflow_spec,
     s3_env,
     save_mlflow_template,
+    seaweedfs_credentials,
     seaweedfs_data_dir,
     seaweedfs_spec,
     seed_mlflow_database,
     wait_for_volumes,
 )
 from infra.local.settings import HOST, LocalSettings
+from kfops.base.disk import is_no_space, not_enough_space, require_space
 from kfops.base.errors import KfopsError, in_step
+from kfops.base.failpoints import failpoint
 from kfops.base.files import write_private
+from kfops.base.tracking import write_refusal
 
 #: Services ``up`` starts, in start order.
 PLATFORM_SERVICES = ("seaweedfs", "mlflow")
@@ -51,6 +55,11 @@ TITLES = {
 }
 
 Reporter = Callable[[str], None]
+
+#: Free space the state dir's disk needs for ``up``: SeaweedFS starts a volume, MLflow migrates its database, logs.
+UP_NEEDS_BYTES = 64 * 1024**2
+#: Free space a run needs there: datasets, trial logs, models (in the object store and the serving copies).
+RUN_NEEDS_BYTES = 512 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -79,15 +88,47 @@ class ServiceStatus:
 SETTINGS_FILE = "settings.json"
 
 
-def remembered(settings: LocalSettings) -> LocalSettings:
-    """``settings`` with every field not set explicitly (argument or environment) taken from the last ``up``."""
-    saved = settings.state_dir.expanduser() / SETTINGS_FILE
+#: The setting of each service's public port, and the port's role in its record.
+_PORT_SETTINGS = {"seaweedfs": ("s3_port", "s3"), "mlflow": ("mlflow_port", "http"),
+                  "mlserver": ("mlserver_port", "http"), "seldon": ("seldon_port", "http")}
+
+
+def remembered(settings: LocalSettings, strict: bool = True) -> LocalSettings:
+    """``settings`` with every field not set explicitly (argument or environment) taken from the last ``up``.
+
+    Without a settings file (deleted), the ports of the services that run are what ``up`` used.
+
+    Args:
+        settings: The settings given now.
+        strict: Refuse an unreadable settings file (else: treat it as missing, for commands such as ``down`` that
+            must work whatever is damaged).
+
+    Raises:
+        KfopsError: The settings file exists but cannot be read (``strict`` only).
+    """
+    state_dir = settings.state_dir.expanduser()
+    saved = state_dir / SETTINGS_FILE
     try:
-        last_up = json.loads(saved.read_text())
-    except (OSError, ValueError):
+        if saved.is_file():
+            last_up = json.loads(saved.read_text())
+            if not isinstance(last_up, dict):
+                raise ValueError("not a JSON object")
+            explicit = settings.model_dump(include=settings.model_fields_set)
+            return LocalSettings(**{**last_up, **explicit, "state_dir": settings.state_dir})
+    except (OSError, ValueError, TypeError) as error:  # pydantic's ValidationError is a ValueError
+        if not strict:
+            return settings
+        raise KfopsError(f"the settings of the last `kfops local up` ({saved}) are unreadable "
+                         f"({type(error).__name__}: {str(error).splitlines()[0][:120]})",
+                         f"delete {saved} and run `kfops local up` (it writes the file again, with the ports of "
+                         "the services that run)") from error
+    try:
+        records = StateStore(state_dir).load() if state_dir.is_dir() else {}
+    except KfopsError:
         return settings
-    explicit = settings.model_dump(include=settings.model_fields_set)
-    return LocalSettings(**{**last_up, **explicit, "state_dir": settings.state_dir})
+    ports = {field: records[service].ports[role] for service, (field, role) in _PORT_SETTINGS.items()
+             if service in records and role in records[service].ports and field not in settings.model_fields_set}
+    return settings.model_copy(update=ports) if ports else settings
 
 
 def _rank(service: str) -> int:
@@ -145,8 +186,20 @@ class LocalPlatform:
             The status of every platform service.
 
         Raises:
-            KfopsError: A service could not start. Everything this call started has been stopped again.
+            KfopsError: A service could not start, or the disk is full (one line naming the disk and the space
+                needed). Everything this call started has been stopped again.
         """
+        require_space(self.state_dir, UP_NEEDS_BYTES, "`kfops local up`")
+        failpoint("up:space-checked")
+        try:
+            return self._up(report)
+        except (OSError, KfopsError) as error:
+            # Full during start-up: a write of kfops, SeaweedFS or MLflow (SQLite) that found no room.
+            if is_no_space(error):
+                raise not_enough_space(self.state_dir, UP_NEEDS_BYTES, "`kfops local up`") from error
+            raise
+
+    def _up(self, report: Reporter) -> list[ServiceStatus]:
         self._prepare_state_dir()
         with self.store.locked():
             # Later commands (e.g. the deploy step, in another process) serve with the settings of this `up`.
@@ -157,6 +210,14 @@ class LocalPlatform:
             self._stop_strays(records, report)
             healthy = {name for name, record in records.items()
                        if name in PLATFORM_SERVICES and is_running(record) and http_ok(record.ready_url)}
+            if "seaweedfs" in healthy and seaweedfs_credentials(self.state_dir) != creds:
+                # New credentials (the file was deleted, or damaged and then deleted): the store must know them.
+                report(f"Restarting {TITLES['seaweedfs']}: the credentials changed")
+                healthy.discard("seaweedfs")
+            if "mlflow" in healthy and (refusal := write_refusal(records["mlflow"].url)):
+                # Answers, but cannot write (its database was read-only, or the disk full): restarted, it can tell.
+                report(f"Restarting {TITLES['mlflow']}: it could not write its database ({refusal})")
+                healthy.discard("mlflow")
             for name in PLATFORM_SERVICES:
                 if name in healthy:
                     report(f"{TITLES[name]} already running at {records[name].url}")
@@ -201,6 +262,13 @@ class LocalPlatform:
                 volumes = wait_for_volumes(spec, seaweedfs_data_dir(self.state_dir), self.settings.startup_timeout)
                 ensure_buckets(spec.url, creds)
                 detail = f" ({volumes} volume{'' if volumes == 1 else 's'} served)" if volumes else ""
+            if name == "mlflow":
+                refusal = write_refusal(spec.url)
+                if refusal:
+                    raise KfopsError(f"MLflow tracking server started but cannot write its database {database}: "
+                                     f"{refusal}",
+                                     f"make {database} and its directory writable (`chmod u+w`; on a read-only "
+                                     "mount, remount it read-write), then run `kfops local up` again")
             if new_database:
                 save_mlflow_template(self.settings, database)
             report(f"{spec.title} ready in {time.monotonic() - began:.1f} s{detail}")

@@ -434,11 +434,14 @@ class StateStore:
         except FileNotFoundError:
             return {}
         except (ValueError, KeyError, TypeError) as error:
-            raise KfopsError(f"process records {self.path} are unreadable ({error})",
-                "stop any kfops services still running (see `ps -ef`), delete the file and run `kfops local up`",
-            ) from error
+            raise KfopsError(f"process records {self.path} are unreadable ({type(error).__name__}: {error})",
+                             "run `kfops local down` (it finds this state dir's services without the file, stops "
+                             "them and resets it), then `kfops local up`") from error
 
     def save(self, records: Mapping[str, ServiceRecord]) -> None:
-        """Write the records atomically."""
+        """Write the records atomically; no records is no file (so ``down`` needs no disk space)."""
+        if not records:
+            self.path.unlink(missing_ok=True)
+            return
         payload = {"services": {name: asdict(record) for name, record in records.items()}}
         write_json(self.path, payload)

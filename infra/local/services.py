@@ -118,6 +118,15 @@ def seaweedfs_spec(settings: LocalSettings, state_dir: Path, creds: S3Credential
     )
 
 
+def seaweedfs_credentials(state_dir: Path) -> S3Credentials | None:
+    """The key pair SeaweedFS was last started with (its identities file), if it can be read."""
+    try:
+        identity = json.loads((state_dir / "seaweedfs" / "s3.json").read_text())["identities"][0]["credentials"][0]
+        return S3Credentials(access_key_id=identity["accessKey"], secret_access_key=identity["secretKey"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
 #: A SeaweedFS volume on disk: ``<collection>_<id>.dat``, or ``<id>.dat`` outside any collection.
 _VOLUME_FILE = re.compile(r"^(?:(?P<collection>.+)_)?(?P<id>\d+)\.dat$")
 
@@ -237,7 +246,10 @@ def mlflow_spec(settings: LocalSettings, state_dir: Path, creds: S3Credentials, 
         argv=argv,
         env={**s3_env(s3_endpoint, creds), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
              # The job runner forks seven huey consumers for GenAI scorer jobs kfops never submits.
-             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+             # A connection per request (SQLite opens in microseconds): a database that turned read-only (or
+             # writable again) is seen by the next request, not by whichever pooled connection serves it.
+             "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool"},
         ports={"http": port},
         ready_url=f"{url}/health",
         url=url,

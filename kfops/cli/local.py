@@ -63,7 +63,7 @@ def local_down(state_dir: Path) -> None:
     """Stop every local service (data, models and credentials stay in the state dir)."""
     from infra.local.platform import LocalPlatform
 
-    platform = LocalPlatform(local_settings(state_dir))
+    platform = LocalPlatform(local_settings(state_dir, strict=False))
     stopped = platform.down(lambda message: console.print(f"  {message}", highlight=False))
     if stopped:
         console.print(f"Stopped {len(stopped)} service(s); data kept in {platform.state_dir}.")
@@ -78,7 +78,7 @@ def local_status(state_dir: Path) -> None:
     """Show each service, whether it answers, its endpoint and its log file. Exit code 1 if any is not healthy."""
     from infra.local.platform import LocalPlatform
 
-    platform = LocalPlatform(local_settings(state_dir))
+    platform = LocalPlatform(local_settings(state_dir, strict=False))
     statuses = platform.status()
     if not statuses:
         console.print("The local platform is not running. Start it with: kfops local up")

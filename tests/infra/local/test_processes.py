@@ -171,10 +171,12 @@ def wait_for(condition: Callable[[], object], what: str, patience: float = 60) -
         time.sleep(0.02)
 
 
-def start_and_stop_at(failpoint: str, tmp_path: Path) -> tuple[ServiceSpec, int]:
-    """Run the starter until it stops at ``failpoint``, then SIGKILL it; the spec and the starter's pid."""
+def start_and_stop_at(failpoint: str, tmp_path: Path) -> tuple[ServiceSpec, list[psutil.Process]]:
+    """Run the starter until it stops at ``failpoint``, then SIGKILL it; the spec and the service's processes as
+    they were at that point."""
     import json
 
+    from infra.local.processes import marked_processes
     from kfops.base.events import EventReader
 
     port = free_port()
@@ -190,19 +192,19 @@ def start_and_stop_at(failpoint: str, tmp_path: Path) -> tuple[ServiceSpec, int]
     wait_for(lambda: seen.extend(e.data["name"] for e in reader.read()) or failpoint in seen or starter.poll(),
              f"the starter reaching {failpoint}")
     assert failpoint in seen, f"the starter exited with {starter.returncode} before {failpoint}"
+    service = marked_processes(tmp_path)
     os.killpg(starter.pid, signal.SIGKILL)
     starter.wait()
-    return spec, starter.pid
+    return spec, service
 
 
 @pytest.mark.integration
 def test_a_starter_killed_before_it_recorded_the_service_leaves_nothing_running(tmp_path: Path) -> None:
     from infra.local.processes import marked_processes
 
-    spec, _ = start_and_stop_at("spawned:probe", tmp_path)
+    spec, waiting = start_and_stop_at("spawned:probe", tmp_path)
     assert StateStore(tmp_path).load() == {}, "killed before it recorded anything"
-    waiting = marked_processes(tmp_path)
-    assert len(waiting) == 1, "the service's process exists, waiting for the starter's go"
+    assert len(waiting) == 1, "the service's process existed, waiting for the starter's go"
     psutil.wait_procs(waiting, timeout=30)
     assert not [p for p in waiting if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], \
         "the gate saw its starter die and exited"
