@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from kfops.base.errors import KfopsError, Step, in_step
+from kfops.base.failpoints import failpoint
 from kfops.base.liveness import ProcessIdentity
 from kfops.base.recipes import get_recipe
 from kfops.base.tracking import require_tracking_server, short_error
@@ -244,6 +245,7 @@ def register_and_promote(recipe_name: str, model_name: str, version: str, datase
     # Runs promoting at the same time take turns: the comparison and the alias move happen under a lease, so the
     # last one to finish cannot put back a model the other one already beat.
     with promotion_lease(client, model_name):
+        failpoint("register-and-promote:leased")
         decision = _decide(recipe, model_name, version, _champion(client, model_name), challenger_value, dataset_uri)
         _record(client, model_name, version, decision, challenger_value)
     return decision
