@@ -11,12 +11,14 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from kfops.base.errors import KfopsError, Step, in_step
+from kfops.base.failpoints import failpoint
+from kfops.base.liveness import ProcessIdentity
 from kfops.base.recipes import get_recipe
 from kfops.base.tracking import require_tracking_server, short_error
 from trainer.data import load_frame, split
@@ -64,37 +66,116 @@ def _score(model_uri: str, recipe_name: str, dataset_uri: str) -> float:
     return evaluate(recipe.task, model, parts.x_test, parts.y_test)[recipe.objective_metric]
 
 
-#: Registered-model tag holding the promotion lease: ``<token> <expiry, unix seconds>``.
+#: Registered-model tag holding the promotion lease (:class:`Lease`, as JSON).
 LEASE_TAG = "kfops.promotion_lease"
 
 
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a model's promotion lease, and until when.
+
+    The holder's host, pid and start time let a run on the same host see at once that the holder died (a run killed
+    while promoting), instead of waiting for the expiry; a holder on another host can only expire.
+    """
+
+    token: str
+    expires: float
+    holder: ProcessIdentity | None
+
+    def to_tag(self) -> str:
+        """The tag's value."""
+        holder = asdict(self.holder) if self.holder else None
+        return json.dumps({"token": self.token, "expires": round(self.expires, 3), "holder": holder})
+
+    @classmethod
+    def from_tag(cls, value: str) -> Lease | None:
+        """The lease a tag holds; ``None`` for no lease (an empty tag).
+
+        The older form, ``<token> <expiry>``, has no holder and can only expire.
+        """
+        if not value.strip():
+            return None
+        try:
+            raw = json.loads(value)
+            holder = raw.get("holder")
+            return cls(str(raw["token"]), float(raw["expires"]), ProcessIdentity(**holder) if holder else None)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            token, _, expiry = value.partition(" ")
+            try:
+                return cls(token, float(expiry or 0), None)
+            except ValueError:
+                return cls(token, 0.0, None)  # unreadable: treated as expired
+
+    def dead_holder(self) -> bool:
+        """Whether the holder is known to be gone (a process of this host that is no longer running)."""
+        return self.holder is not None and self.holder.alive() is False
+
+    def stale(self, now: float) -> bool:
+        """Whether another run may take the lease: it expired, or its holder is gone."""
+        return self.expires < now or self.dead_holder()
+
+    def describe(self) -> str:
+        """Who holds it, for messages."""
+        if self.holder is None:
+            return "a run of an older kfops"
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.holder.started))
+        return f"the run with {self.holder} (started {started})"
+
+
+def read_lease(client: Any, model_name: str) -> Lease | None:
+    """The model's promotion lease, if any."""
+    return Lease.from_tag(client.get_registered_model(model_name).tags.get(LEASE_TAG, ""))
+
+
+def _report(message: str) -> None:
+    # A step's output goes to the run log.
+    print(message, flush=True)
+
+
 @contextmanager
-def promotion_lease(client: Any, model_name: str, ttl: float = 120, settle: float = 0.3,
-                    wait: float = 600) -> Iterator[None]:
+def promotion_lease(client: Any, model_name: str, ttl: float = 120, settle: float = 0.3, wait: float = 600,
+                    report: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold the model's promotion lease (a registered-model tag) while the body runs.
 
     MLflow has no compare-and-set, so the lease is taken by writing the tag, waiting ``settle`` seconds and reading
     it back: of runs that wrote at about the same time, only the last writer reads its own token. A lease whose
-    holder died expires after ``ttl`` seconds.
+    holder died is taken over at once when the holder ran on this host (its pid no longer runs the process that took
+    the lease); otherwise it expires after ``ttl`` seconds.
+
+    Args:
+        client: An ``MlflowClient``.
+        model_name: The registered model (it must exist).
+        ttl: Seconds after which a lease expires whoever held it.
+        settle: Seconds between writing the tag and reading it back.
+        wait: Seconds to wait for a live holder before giving up.
+        report: Receives one line when the lease is taken over from a dead holder and when this run starts
+            waiting for a live one (by default the step's output, i.e. the run log).
 
     Raises:
         KfopsError: The lease stayed taken for ``wait`` seconds.
     """
-    token = uuid.uuid4().hex
+    say = report or _report
+    me = Lease(uuid.uuid4().hex, 0.0, ProcessIdentity.current())
     deadline = time.monotonic() + wait
-
-    def holder() -> tuple[str, float]:
-        value = client.get_registered_model(model_name).tags.get(LEASE_TAG, "")
-        owner, _, expiry = value.partition(" ")
-        return owner, float(expiry or 0)
-
+    waiting_for: str | None = None
     while True:
-        owner, expiry = holder()
-        if not owner or expiry < time.time():
-            client.set_registered_model_tag(model_name, LEASE_TAG, f"{token} {time.time() + ttl:.0f}")
+        lease = read_lease(client, model_name)
+        now = time.time()
+        if lease is None or lease.stale(now):
+            if lease is not None and lease.expires >= now:
+                say(f"taking over the promotion lease of {model_name!r} from {lease.describe()}: that process is "
+                    "gone (killed while promoting)")
+            mine = Lease(me.token, now + ttl, me.holder)
+            client.set_registered_model_tag(model_name, LEASE_TAG, mine.to_tag())
             time.sleep(settle)
-            if holder()[0] == token:
+            current = read_lease(client, model_name)
+            if current is not None and current.token == me.token:
                 break
+        elif waiting_for != lease.token:
+            waiting_for = lease.token
+            until = time.strftime("%H:%M:%S", time.localtime(lease.expires))
+            say(f"waiting for the promotion lease of {model_name!r}: {lease.describe()} holds it (until {until} "
+                "at the latest)")
         if time.monotonic() > deadline:
             raise KfopsError(f"another run has been promoting {model_name!r} for over {wait:.0f} s",
                              f"wait for it, or delete the registered model's tag {LEASE_TAG} if no run is left")
@@ -102,7 +183,8 @@ def promotion_lease(client: Any, model_name: str, ttl: float = 120, settle: floa
     try:
         yield
     finally:
-        if holder()[0] == token:
+        current = read_lease(client, model_name)
+        if current is not None and current.token == me.token:
             client.delete_registered_model_tag(model_name, LEASE_TAG)
 
 
@@ -163,6 +245,7 @@ def register_and_promote(recipe_name: str, model_name: str, version: str, datase
     # Runs promoting at the same time take turns: the comparison and the alias move happen under a lease, so the
     # last one to finish cannot put back a model the other one already beat.
     with promotion_lease(client, model_name):
+        failpoint("register-and-promote:leased")
         decision = _decide(recipe, model_name, version, _champion(client, model_name), challenger_value, dataset_uri)
         _record(client, model_name, version, decision, challenger_value)
     return decision

@@ -16,8 +16,10 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
+from kfops.base.disk import disk_space, is_no_space
 from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.events import emit
+from kfops.base.failpoints import failpoint
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,10 +44,21 @@ def _reported(step: Step) -> Iterator[None]:
     with in_step(step):
         emit("step-started", step)
         try:
+            failpoint(f"{step}:started")
             yield
         except KfopsError as error:
             emit("step-failed", step, cause=error.cause, fix=error.fix)
             raise
+        except OSError as error:
+            if not is_no_space(error):
+                raise
+            # A full disk, whatever wrote: one line naming it, not a traceback.
+            where = Path(error.filename or ".")
+            space = disk_space(where)
+            full = KfopsError(f"no space left on the disk: {space.describe()} (writing {where})",
+                              f"free space on {space.mount} and run again")
+            emit("step-failed", step, cause=full.cause, fix=full.fix)
+            raise full from error
         emit("step-finished", step)
 
 

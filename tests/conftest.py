@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -112,7 +114,12 @@ def started_platform(tmp_path_factory: pytest.TempPathFactory, state_dir: Path |
                      **overrides: object) -> Iterator[LocalPlatform]:
     """Start a platform in its own state dir (a new temp dir unless given), export its env to this process, stop it
     afterwards."""
-    platform = LocalPlatform(new_settings(state_dir or tmp_path_factory.mktemp("kfops-platform"), **overrides))
+    yield from started_platform_in(state_dir or tmp_path_factory.mktemp("kfops-platform"), **overrides)
+
+
+def started_platform_in(state_dir: Path, **overrides: object) -> Iterator[LocalPlatform]:
+    """Start a platform in ``state_dir`` (free ports), export its env to this process, stop it afterwards."""
+    platform = LocalPlatform(new_settings(state_dir, **overrides))
     try:
         platform.up()
         with pytest.MonkeyPatch.context() as patch:
@@ -131,6 +138,46 @@ def local_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPl
     # Two wrapper workers instead of the default three: every start and roll of the wrapper loads the model in each
     # worker, and the e2e suites start and roll it many times on 2 cores.
     yield from started_platform(tmp_path_factory, seldon_workers=2)
+
+
+@contextlib.contextmanager
+def tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
+    """A real, size-limited file system (tmpfs) mounted at ``mount_point`` while the block runs.
+
+    Full-disk behaviour needs a disk that really fills: mounting one needs root (CI runs the tests as root). Skips
+    the test where mounting is impossible.
+    """
+    mount_point.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "kfops-test", str(mount_point)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill (needs root): {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        # Lazy: a process that still has a file open there must not keep the mount alive.
+        subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+
+
+def fill(path: Path, leave: int = 0) -> Path:
+    """Fill the file system of ``path`` up to ``leave`` free bytes with one file; the file (delete it to undo).
+
+    Services write there meanwhile: the file grows until the space left is ``leave`` (or none at all).
+    """
+    import errno
+
+    filler = path / ".filler"
+    with filler.open("ab") as handle:
+        for _ in range(100):
+            missing = shutil.disk_usage(path).free - leave
+            if missing <= 0:
+                break
+            try:
+                os.posix_fallocate(handle.fileno(), os.fstat(handle.fileno()).st_size, missing)
+            except OSError as error:
+                if error.errno != errno.ENOSPC:
+                    raise
+    return filler
 
 
 @pytest.fixture(scope="session")

@@ -43,7 +43,8 @@ def load_or_create(path: Path) -> S3Credentials:
             raise ValueError("keys do not have the expected shape")
     except (ValueError, KeyError, TypeError) as error:
         raise KfopsError(f"credentials file {path} is corrupted ({type(error).__name__}: {error})",
-            f"delete {path} and run `kfops local up` again to generate new credentials (stored objects are kept)",
+            f"delete {path} and run `kfops local up` again: it generates new credentials and restarts the object store "
+            "with them (stored objects are kept)",
         ) from error
     return creds
 

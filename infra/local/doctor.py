@@ -6,26 +6,29 @@ to know the artifact store takes writes).
 
 from __future__ import annotations
 
-import shutil
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from infra.local.platform import PLATFORM_SERVICES, LocalPlatform
-from infra.local.processes import HOST, http_ok, is_running, port_is_free
-from infra.local.services import seldon_python
+from infra.local.platform import PLATFORM_SERVICES, RUN_NEEDS_BYTES, UP_NEEDS_BYTES, LocalPlatform
+from infra.local.processes import HOST, find_strays, http_ok, is_running, port_is_free
+from infra.local.services import mlflow_database, seldon_python
 from infra.local.settings import LocalSettings
 from kfops.base.checks import Check, fail, guarded, ok, warn
 from kfops.base.contract import BUCKETS
+from kfops.base.disk import disk_space, size
+from kfops.base.tracking import write_refusal
 
 #: Python of each environment, as the project pins them (pyproject.toml, Makefile).
 PYTHONS = {".venv": (3, 11), ".venv-seldon": (3, 12)}
-#: Free space the state dir's file system should keep: a run writes datasets, models and logs there.
+#: Free space the state dir's file system should keep: a run writes datasets, models and logs there. Below what a
+#: run needs, a run would be refused.
 DISK_WARN_BYTES = 2 * 1024**3
-DISK_FAIL_BYTES = 512 * 1024**2
+DISK_FAIL_BYTES = RUN_NEEDS_BYTES
 #: The `kfops local up` option (if it has one) and the variable that move each port.
 PORT_SETTINGS = {"s3_port": ("seaweedfs", "--s3-port", "KFOPS_S3_PORT"),
                  "mlflow_port": ("mlflow", "--mlflow-port", "KFOPS_MLFLOW_PORT"),
@@ -74,14 +77,18 @@ def check_ports(platform: LocalPlatform) -> list[Check]:
 
 
 def check_disk(state_dir: Path) -> Check:
-    """Free space where the state dir lives."""
-    existing = next(path for path in (state_dir, *state_dir.resolve().parents) if path.exists())
-    free = shutil.disk_usage(existing).free
-    text = f"{free / 1024**3:.1f} GiB free under {existing}"
-    if free < DISK_FAIL_BYTES:
-        return fail("disk space", text, "free some space, or move the state dir (--state-dir / KFOPS_STATE_DIR)")
-    if free < DISK_WARN_BYTES:
-        return warn("disk space", text, "a run stores datasets, models and logs there: free some space")
+    """Free space where the state dir lives: the mount point, and what `up` and a run need."""
+    space = disk_space(state_dir)
+    text = f"{space.describe()} (it holds {state_dir})"
+    if space.free < DISK_FAIL_BYTES:
+        needs = (f"`kfops local up` needs {size(UP_NEEDS_BYTES)}, a run {size(RUN_NEEDS_BYTES)}"
+                 if space.free < UP_NEEDS_BYTES else f"a run needs {size(RUN_NEEDS_BYTES)}")
+        return fail("disk space", f"{text}: {needs}",
+                    f"free at least {size(DISK_FAIL_BYTES - space.free)} on {space.mount}, or move the state dir "
+                    "to another disk (--state-dir / KFOPS_STATE_DIR)")
+    if space.free < DISK_WARN_BYTES:
+        return warn("disk space", text, f"a run stores datasets, models and logs there: free some space on "
+                                        f"{space.mount}")
     return ok("disk space", text)
 
 
@@ -100,6 +107,21 @@ def check_modes(platform: LocalPlatform) -> list[Check]:
         else:
             found.append(ok(f"{what} mode", f"{path} is {mode:o}"))
     return found
+
+
+def check_credentials(platform: LocalPlatform) -> Check:
+    """The credentials file can be read (``up``, ``env`` and every run need it)."""
+    from infra.local.credentials import load_or_create
+    from kfops.base.errors import KfopsError
+
+    path = platform.credentials_path
+    if not path.exists():
+        return ok("credentials file", f"{path} does not exist yet (`kfops local up` creates it)")
+    try:
+        load_or_create(path)
+    except KfopsError as error:
+        return fail("credentials file", error.cause, error.fix)
+    return ok("credentials file", f"{path} holds a key pair")
 
 
 def check_services(platform: LocalPlatform) -> list[Check]:
@@ -125,6 +147,11 @@ def check_services(platform: LocalPlatform) -> list[Check]:
                               f"read `kfops local logs {service}`; `kfops local up` restores the champion"))
         elif record is not None:
             found.append(ok(service, f"serves at {record.url}"))
+    strays = find_strays(platform.state_dir, records)
+    if strays:
+        found.append(fail("unrecorded processes", f"{', '.join(map(str, strays))} of {platform.state_dir} run but no "
+                                                  "record names them (a deleted state dir, a damaged state file)",
+                          f"`kfops local down --state-dir {platform.state_dir}` finds and stops them"))
     return found
 
 
@@ -153,6 +180,17 @@ def check_store(platform: LocalPlatform) -> list[Check]:
     return found
 
 
+def check_mlflow_store(platform: LocalPlatform) -> Check:
+    """MLflow can write its database (its health check answers even when the database is read-only or full)."""
+    database = mlflow_database(platform.state_dir)
+    refusal = write_refusal(platform.records()["mlflow"].url)
+    if refusal:
+        return fail("MLflow store", f"MLflow cannot write {database}: {refusal}",
+                    f"make {database} and its directory writable (`chmod u+w`; on a read-only mount, remount it "
+                    "read-write), then `kfops local up` (it restarts MLflow)")
+    return ok("MLflow store", f"{database} takes writes")
+
+
 def check_champion(platform: LocalPlatform) -> list[Check]:
     """The champion being served (if any) loads in each runtime's environment (the deploy step's check)."""
     from components.deploy import check_compatibility
@@ -173,6 +211,45 @@ def check_champion(platform: LocalPlatform) -> list[Check]:
                            f"{', '.join(runtime.name for runtime in runtimes.values())}")]
 
 
+def check_leases(platform: LocalPlatform) -> list[Check]:
+    """Promotion leases (registered-model tags) whose holder is gone: a run killed while promoting.
+
+    The next run on this host takes such a lease over at once; one on another host would wait for its expiry.
+    """
+    import mlflow
+
+    from components.promote import LEASE_TAG, read_lease
+
+    env = platform.env()
+    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    found = []
+    token = None
+    while True:
+        page = client.search_registered_models(max_results=200, page_token=token)
+        for model in page:
+            lease = read_lease(client, model.name)
+            if lease is None:
+                continue
+            name = f"promotion lease of {model.name}"
+            if lease.dead_holder():
+                release = (f"import mlflow; mlflow.MlflowClient().delete_registered_model_tag({model.name!r}, "
+                           f"{LEASE_TAG!r})")
+                found.append(warn(name, f"{model.name}: held by {lease.describe()}, which is gone (killed while "
+                                        "promoting)",
+                                  f"nothing is needed: the next run on this host takes it over at once; to clear "
+                                  f"it now: eval \"$(kfops local env --state-dir {platform.state_dir})\" && "
+                                  f"python -c \"{release}\""))
+            elif lease.expires < time.time():
+                found.append(ok(name, f"{model.name}: expired lease of {lease.describe()} (the next run takes it)"))
+            else:
+                until = time.strftime("%H:%M:%S", time.localtime(lease.expires))
+                found.append(ok(name, f"{model.name}: held by {lease.describe()} until {until} (a run is promoting)"))
+        token = page.token
+        if not token:
+            break
+    return found or [ok("promotion leases", "none held")]
+
+
 def run_checks(settings: LocalSettings) -> list[Check]:
     """Every local check, in the order a user would fix things."""
     platform = LocalPlatform(settings)
@@ -181,11 +258,14 @@ def run_checks(settings: LocalSettings) -> list[Check]:
         ("ports", lambda: check_ports(platform), "see `kfops local status`"),
         ("disk space", lambda: check_disk(platform.state_dir), "check the state dir's file system"),
         ("file modes", lambda: check_modes(platform), f"chmod 700 {platform.state_dir}"),
+        ("credentials file", lambda: check_credentials(platform), f"delete {platform.credentials_path}"),
         ("services", lambda: check_services(platform), "run `kfops local up`"),
     ]
     found = [check for name, step, fix in steps for check in guarded(name, step, fix)]
     if all(check.status == "ok" for check in found if check.name in PLATFORM_SERVICES):
         found += guarded("S3 credentials", lambda: check_store(platform),
                          "delete the credentials file and run `kfops local up` (objects stay)")
+        found += guarded("MLflow store", lambda: check_mlflow_store(platform), "read `kfops local logs mlflow`")
         found += guarded("champion", lambda: check_champion(platform), "redeploy with `kfops pipeline run --local`")
+        found += guarded("promotion leases", lambda: check_leases(platform), "read `kfops local logs mlflow`")
     return found

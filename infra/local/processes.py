@@ -3,6 +3,12 @@
 Every service runs in its own session (process group) so that stopping it reaches the workers it forked too, and so
 that it outlives the ``kfops`` command that started it. What was started is recorded in ``state.json`` with the
 process start time, which guards against acting on a recycled PID.
+
+A service is recorded before it can outlive its starter: its process first waits on a pipe from the starter and
+only runs the service once the record is written. A starter killed before that (the deploy step of a killed run, a
+Ctrl-C'd ``up``) closes the pipe by dying, and the waiting process exits without ever running the service. Every
+service also carries its state dir in its environment, so its processes can be found without the state file (a
+deleted state dir, an unreadable ``state.json``) and stopped by pid, never by name.
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +32,17 @@ import psutil
 
 from infra.local.settings import HOST
 from kfops.base.errors import KfopsError
+from kfops.base.events import EVENTS_ENV
+from kfops.base.failpoints import FAILPOINTS_ENV, failpoint
 from kfops.base.files import PRIVATE_UMASK, private_files, write_json
+
+#: Set in every service's environment: the state dir it belongs to (its processes are found by it, see
+#: :func:`marked_processes`) and its name. kfops sets them for its services; they are not settings.
+SERVICE_STATE_DIR_ENV = "KFOPS_SERVICE_STATE_DIR"
+SERVICE_NAME_ENV = "KFOPS_SERVICE_NAME"
+#: The first program of every service: wait for the starter's go (a line on stdin), then become the service. End of
+#: input instead (the starter died before recording the process) ends it before the service ever runs.
+_GATE = 'read -r go && exec "$0" "$@" </dev/null'
 
 
 @dataclass(frozen=True)
@@ -122,11 +140,14 @@ def tail(path: Path, lines: int = 20) -> str:
 #: must not reach a service unasked: SeaweedFS turns AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in its environment into
 #: an extra admin identity and logs the key. A service that needs S3 gets the platform's keys in its own ``extra``.
 _RUNTIME_PREFIXES = ("MLSERVER_", "GUNICORN_", "PREDICTIVE_UNIT_", "AWS_")
+#: What a run tells its steps, and a service's marks: meaningless to (or wrong for) a service started now.
+_STARTER_ONLY = (EVENTS_ENV, FAILPOINTS_ENV, SERVICE_STATE_DIR_ENV, SERVICE_NAME_ENV)
 
 
 def service_environment(extra: Mapping[str, str]) -> dict[str, str]:
     """This process's environment without runtime settings or credentials, plus the service's own ``extra``."""
-    inherited = {name: value for name, value in os.environ.items() if not name.startswith(_RUNTIME_PREFIXES)}
+    inherited = {name: value for name, value in os.environ.items()
+                 if not name.startswith(_RUNTIME_PREFIXES) and name not in _STARTER_ONLY}
     return {**inherited, **extra}
 
 
@@ -145,7 +166,46 @@ def require_free_ports(spec: ServiceSpec) -> None:
             raise KfopsError(f"port {port} ({spec.title} {role}) is already in use on {HOST}", fix)
 
 
-def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: float) -> ServiceRecord:
+class Recorder:
+    """Writes each service to the state file the moment its process exists (see the module docstring).
+
+    Args:
+        store: The state dir's records (its lock is held by the caller).
+        records: The records as the caller holds them; each service started is added, and saved whole.
+    """
+
+    def __init__(self, store: StateStore, records: dict[str, ServiceRecord]) -> None:
+        self.store = store
+        self.records = records
+        self._lock = threading.Lock()  # services may start concurrently
+
+    def marks(self, name: str) -> dict[str, str]:
+        """The environment that ties a service's processes to this state dir."""
+        return {SERVICE_STATE_DIR_ENV: str(self.store.state_dir), SERVICE_NAME_ENV: name}
+
+    def add(self, record: ServiceRecord) -> None:
+        """Record ``record`` (replacing the service's previous one) and save."""
+        with self._lock:
+            self.records[record.name] = record
+            self.store.save(self.records)
+
+    def remove(self, record: ServiceRecord) -> None:
+        """Forget ``record`` if it is still the service's record, and save."""
+        with self._lock:
+            if self.records.get(record.name) == record:
+                del self.records[record.name]
+                self.store.save(self.records)
+
+
+def _require_executable(spec: ServiceSpec) -> None:
+    program = spec.argv[0]
+    if not (shutil.which(program) or (os.path.isfile(program) and os.access(program, os.X_OK))):
+        raise KfopsError(f"cannot execute {program} for {spec.title}: not found or not executable",
+                         "reinstall the environment with `make venv`")
+
+
+def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: float,
+                  recorder: Recorder | None = None) -> ServiceRecord:
     """Start ``spec`` in a new session and wait until it is ready.
 
     Args:
@@ -153,26 +213,29 @@ def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: floa
         log_path: File that receives the service's stdout and stderr (appended, so restarts keep history).
         timeout: Seconds to wait for ``spec.ready_url``.
         grace: Seconds to wait after SIGTERM when start-up fails and the process must be stopped again.
+        recorder: Records the service (and marks its environment) before the service runs, so a starter killed at
+            any moment leaves nothing running that the state dir does not know. Without one, nothing is recorded.
 
     Returns:
         The record to persist.
 
     Raises:
         KfopsError: A port is taken, the process exits during start-up, or it is not ready in time. In every case
-            the process group has been stopped again.
+            the process group has been stopped again and its record removed.
     """
     require_free_ports(spec)
+    _require_executable(spec)
     log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         log.write(f"\n=== kfops: starting {spec.name}: {' '.join(spec.argv)}\n".encode())
         log.flush()
         try:
             proc = subprocess.Popen(
-                spec.argv,
-                stdin=subprocess.DEVNULL,
+                ["/bin/sh", "-c", _GATE, *spec.argv],
+                stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=service_environment(spec.env),
+                env=service_environment({**spec.env, **(recorder.marks(spec.name) if recorder else {})}),
                 cwd=spec.cwd,
                 start_new_session=True,
                 # The service's own data (SeaweedFS volumes, MLflow's database, logs) is its owner's only.
@@ -181,20 +244,34 @@ def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: floa
         except OSError as error:
             raise KfopsError(f"cannot execute {spec.argv[0]} for {spec.title}: {error}",
                              "reinstall the environment with `make venv`") from error
-    record = ServiceRecord(
-        name=spec.name,
-        pid=proc.pid,
-        create_time=psutil.Process(proc.pid).create_time(),
-        ports=dict(spec.ports),
-        url=spec.url,
-        ready_url=spec.ready_url,
-        log=str(log_path),
-        started_at=time.time(),
-    )
+    assert proc.stdin is not None
+    try:
+        record = ServiceRecord(
+            name=spec.name,
+            pid=proc.pid,
+            create_time=psutil.Process(proc.pid).create_time(),
+            ports=dict(spec.ports),
+            url=spec.url,
+            ready_url=spec.ready_url,
+            log=str(log_path),
+            started_at=time.time(),
+        )
+        failpoint(f"spawned:{spec.name}")
+        if recorder is not None:
+            recorder.add(record)
+        proc.stdin.write(b"go\n")
+        proc.stdin.close()
+    except BaseException:
+        proc.stdin.close()  # the gate reads end of input and exits: the service never ran
+        proc.wait()
+        raise
+    failpoint(f"starting:{spec.name}")
     try:
         _wait_ready(proc, spec, log_path, timeout)
     except BaseException:
         stop_service(record, grace)
+        if recorder is not None:
+            recorder.remove(record)
         raise
     return record
 
@@ -265,6 +342,70 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def marked_processes(state_dir: Path) -> list[psutil.Process]:
+    """Every process that carries ``state_dir``'s service mark (:data:`SERVICE_STATE_DIR_ENV`), recorded or not."""
+    wanted = str(state_dir)
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if proc.environ().get(SERVICE_STATE_DIR_ENV) == wanted:
+                found.append(proc)
+    return found
+
+
+@dataclass(frozen=True)
+class Stray:
+    """A process group of a state dir's service that no record names (see :func:`find_strays`)."""
+
+    name: str
+    pgid: int
+    processes: tuple[psutil.Process, ...]
+    started: float
+
+    def __str__(self) -> str:
+        pids = ", ".join(str(proc.pid) for proc in self.processes)
+        return f"{self.name} (pid {pids})"
+
+
+def find_strays(state_dir: Path, records: Mapping[str, ServiceRecord]) -> list[Stray]:
+    """Processes of ``state_dir``'s services outside every recorded service's process group.
+
+    They are what a deleted state dir, an unreadable state file or a kfops older than record-at-spawn leaves behind:
+    running, holding ports, and invisible to ``status`` and ``down``.
+    """
+    recorded = {record.pid for record in records.values()}
+    groups: dict[int, list[psutil.Process]] = {}
+    for proc in marked_processes(state_dir):
+        with contextlib.suppress(psutil.Error, OSError):
+            pgid = os.getpgid(proc.pid)
+            if pgid not in recorded and proc.status() != psutil.STATUS_ZOMBIE:
+                groups.setdefault(pgid, []).append(proc)
+    strays = []
+    for pgid, members in sorted(groups.items()):
+        name, started = "service", time.time()
+        for proc in members:
+            with contextlib.suppress(psutil.Error, OSError):
+                name = proc.environ().get(SERVICE_NAME_ENV, name)
+                started = min(started, proc.create_time())
+        strays.append(Stray(name, pgid, tuple(members), started))
+    return strays
+
+
+def stop_strays(strays: list[Stray], grace: float) -> None:
+    """Stop the strays' processes (each by pid, as :func:`stop_service` does): SIGTERM, SIGKILL after ``grace``."""
+    members = [proc for stray in strays for proc in stray.processes]
+    for proc in members:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(members, timeout=grace)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=5)
+    for stray in strays:
+        _reap(stray.pgid)
+
+
 class StateStore:
     """The ``state.json`` process records of one state directory, guarded by an exclusive lock."""
 
@@ -293,11 +434,14 @@ class StateStore:
         except FileNotFoundError:
             return {}
         except (ValueError, KeyError, TypeError) as error:
-            raise KfopsError(f"process records {self.path} are unreadable ({error})",
-                "stop any kfops services still running (see `ps -ef`), delete the file and run `kfops local up`",
-            ) from error
+            raise KfopsError(f"process records {self.path} are unreadable ({type(error).__name__}: {error})",
+                             "run `kfops local down` (it finds this state dir's services without the file, stops "
+                             "them and resets it), then `kfops local up`") from error
 
     def save(self, records: Mapping[str, ServiceRecord]) -> None:
-        """Write the records atomically."""
+        """Write the records atomically; no records is no file (so ``down`` needs no disk space)."""
+        if not records:
+            self.path.unlink(missing_ok=True)
+            return
         payload = {"services": {name: asdict(record) for name, record in records.items()}}
         write_json(self.path, payload)

@@ -21,16 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from infra.local import step_client
+from kfops.base.disk import disk_space, is_no_space, require_space, size
 from kfops.base.errors import KfopsError
 from kfops.base.events import EVENTS_ENV, Event, EventReader
 from kfops.base.files import private_files
+from kfops.base.tracking import write_refusal
 
 #: How often the events file is read while the workflow runs.
 _POLL_SECONDS = 0.1
 
 
 @contextlib.contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
+def environment(values: Mapping[str, str]) -> Iterator[None]:
     """Set ``values`` in ``os.environ`` (which the step subprocesses inherit) and restore what was there after."""
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
@@ -126,6 +128,9 @@ def run_pipeline(pipeline: Callable[..., Any], arguments: dict[str, Any], *, env
     """
     from kfp import local
 
+    from infra.local.platform import RUN_NEEDS_BYTES
+
+    require_space(run_dir, RUN_NEEDS_BYTES, "a run")
     run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     log_path = run_dir / "pipeline.log"
     events = run_dir / "events.jsonl"
@@ -135,7 +140,7 @@ def run_pipeline(pipeline: Callable[..., Any], arguments: dict[str, Any], *, env
     follower.start()
     try:
         # Private files: steps write datasets, models and logs next to the platform's credentials.
-        with (private_files(), warm_steps(run_dir) as server, _environment({**env, **server, EVENTS_ENV: str(events)}),
+        with (private_files(), warm_steps(run_dir) as server, environment({**env, **server, EVENTS_ENV: str(events)}),
               log_path.open("w") as log,
               contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), warnings.catch_warnings()):
             # The project image's name does not contain "python"; KFP warns about that for every step.
@@ -145,13 +150,81 @@ def run_pipeline(pipeline: Callable[..., Any], arguments: dict[str, Any], *, env
             task = pipeline(**arguments)
     except RuntimeError as error:
         follower.stop()
-        failure = follower.failure
-        if failure is not None:
-            raise KfopsError(failure.data["cause"], f"{failure.data['fix']} (full log: {log_path})",
-                             step=failure.step) from error
-        raise KfopsError(f"the workflow failed: {error}", f"read {log_path}") from error
+        raise failure(follower.failure, str(error), env=env, log_path=log_path) from error
     follower.stop()
     return dict(task.outputs), log_path
+
+
+def failure(failed: Event | None, error: str, *, env: Mapping[str, str], log_path: Path) -> KfopsError:
+    """The one error a failed run ends with.
+
+    A step sees only its own symptom (a trial that could not read its data, a refused connection); the runner can
+    see why: the platform was stopped or crashed during the run, or the state dir's disk is full. Then that is what
+    the error says first, with the step's own error after it.
+
+    Args:
+        failed: The step's own ``step-failed`` event (its cause and fix), if it reported one.
+        error: What the runner saw otherwise (a step that died without reporting).
+        env: The run's platform environment.
+        log_path: The run's log, named in the fix.
+    """
+    step = failed.step if failed is not None else None
+    cause, fix = ((failed.data["cause"], failed.data["fix"]) if failed is not None else
+                  (f"the workflow failed: {error}", "read the log"))
+    explained = _platform_trouble(env, cause)
+    if explained is not None:
+        cause, fix = explained
+    return KfopsError(cause, f"{fix} (full log: {log_path})", step=step)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _platform_trouble(env: Mapping[str, str], cause: str) -> tuple[str, str] | None:
+    """What went wrong with the local platform under the run, if anything: ``(cause, fix)``."""
+    from infra.local.platform import (
+        PLATFORM_SERVICES,
+        RUN_NEEDS_BYTES,
+        TITLES,
+        UP_NEEDS_BYTES,
+        LocalPlatform,
+        remembered,
+    )
+    from infra.local.processes import is_running
+    from infra.local.services import mlflow_database
+    from infra.local.settings import LocalSettings
+
+    state_dir = env.get("KFOPS_STATE_DIR")
+    if not state_dir:
+        return None
+    platform = LocalPlatform(remembered(LocalSettings(state_dir=Path(state_dir))))
+    own = f"; the step's own error: {_clip(cause)}"
+    try:
+        records = platform.records()
+    except KfopsError as error:
+        return f"the local platform's process records are damaged ({error.cause}){own}", error.fix
+    gone = [name for name in PLATFORM_SERVICES if name not in records or not is_running(records[name])]
+    if gone and not any(name in records for name in PLATFORM_SERVICES):
+        return (f"the local platform was stopped during the run (`kfops local down`): SeaweedFS and MLflow are not "
+                f"running{own}", "start it with `kfops local up` and run the workflow again")
+    if gone:
+        what = " and ".join(TITLES[name] for name in gone)
+        return (f"the local platform's {what} stopped during the run (crashed or killed){own}",
+                f"read `kfops local logs {gone[0]}`, start it again with `kfops local up` and run the workflow again")
+    space = disk_space(platform.state_dir)
+    # SeaweedFS turns its volumes read-only below 1% free: for the object store, that is full.
+    if is_no_space(cause) or space.free < max(UP_NEEDS_BYTES, space.total // 100):
+        return (f"the disk of the state dir is full: {space.describe()}; a run needs {size(RUN_NEEDS_BYTES)} "
+                f"free{own}", f"free at least {size(max(RUN_NEEDS_BYTES - space.free, 1))} on {space.mount} and "
+                "run the workflow again (`kfops local up` first if a service stopped)")
+    refusal = write_refusal(records["mlflow"].url)
+    if refusal:
+        database = mlflow_database(platform.state_dir)
+        return (f"MLflow cannot write its database {database}: {refusal}{own}",
+                f"make {database} and its directory writable (`chmod u+w`; on a read-only mount, remount it "
+                "read-write), then `kfops local up` (it restarts MLflow) and run the workflow again")
+    return None
 
 
 #: Pages a local run leaves next to its log: name -> (pipeline task, its HTML output).

@@ -26,6 +26,9 @@ from kfops.base.storage import DEFAULT_REGION, S3Credentials, ensure_bucket
 from kfops.base.tracking import SERVER_ENV, allowed_hosts
 from kfops_serving.protocols import V1_READY_PATH, v2_ready_path
 
+#: Runs a service with credential values taken out of its output (see :mod:`infra.local.redact`).
+REDACTOR = Path(__file__).with_name("redact.py")
+
 
 def weed_binary(settings: LocalSettings) -> Path:
     """Locate SeaweedFS's ``weed`` executable: the setting, else the one installed beside this Python, else PATH.
@@ -86,7 +89,10 @@ def seaweedfs_spec(settings: LocalSettings, state_dir: Path, creds: S3Credential
     internal = {role: free_port() for role in (
         "master", "master-grpc", "volume", "volume-grpc", "filer", "filer-grpc", "s3-grpc")}
     port = settings.s3_port
+    # SeaweedFS logs the key id of every request it refuses: its output goes through the redactor.
     argv = [
+        sys.executable, "-I", "-S", str(REDACTOR), "--secrets", str(state_dir / "credentials.json"),
+        "--secrets", str(s3_config), "--",
         str(weed_binary(settings)), "server",
         f"-dir={data}", f"-master.dir={master}",
         f"-ip={HOST}", f"-ip.bind={HOST}",
@@ -111,6 +117,15 @@ def seaweedfs_spec(settings: LocalSettings, state_dir: Path, creds: S3Credential
         url=url,
         port_settings={"s3": "--s3-port / KFOPS_S3_PORT"},
     )
+
+
+def seaweedfs_credentials(state_dir: Path) -> S3Credentials | None:
+    """The key pair SeaweedFS was last started with (its identities file), if it can be read."""
+    try:
+        identity = json.loads((state_dir / "seaweedfs" / "s3.json").read_text())["identities"][0]["credentials"][0]
+        return S3Credentials(access_key_id=identity["accessKey"], secret_access_key=identity["secretKey"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
 
 
 #: A SeaweedFS volume on disk: ``<collection>_<id>.dat``, or ``<id>.dat`` outside any collection.
@@ -233,7 +248,10 @@ def mlflow_spec(settings: LocalSettings, state_dir: Path, creds: S3Credentials, 
         name="mlflow",
         title="MLflow tracking server",
         argv=argv,
-        env={**s3_env(s3_endpoint, creds), **SERVER_ENV},
+        env={**s3_env(s3_endpoint, creds), **SERVER_ENV,
+             # A connection per request (SQLite opens in microseconds): a database that turned read-only (or
+             # writable again) is seen by the next request, not by whichever pooled connection serves it.
+             "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool"},
         ports={"http": port},
         ready_url=f"{url}/health",
         url=url,

@@ -16,6 +16,7 @@ import shutil
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,10 +34,11 @@ from components.deploy import (
     seldon_deployment,
     serving_name,
 )
-from infra.local.processes import ServiceRecord, http_ok, is_running, start_service, stop_service
+from infra.local.processes import Recorder, ServiceRecord, http_ok, is_running, start_service, stop_service
 from infra.local.services import mlserver_model_settings, mlserver_spec, seldon_python, seldon_spec
 from infra.local.settings import HOST
 from kfops.base.errors import KfopsError, Step, in_step
+from kfops.base.failpoints import failpoint
 from kfops.base.files import private_files, write_json, write_private
 from kfops_serving.protocols import V1_PREDICTIONS_PATH, v2_infer_path
 
@@ -76,6 +78,8 @@ class LocalServing:
         self.settings = platform.settings
         self.root = platform.state_dir / "serving"
         self.deployed_file = self.root / "deployed.json"
+        #: What a deployment in progress is rolling out; left behind only by one that was killed.
+        self.pending_file = self.root / "deploying.json"
         self.mlserver_repo = self.root / "mlserver"
         self.pointer = self.root / "seldon" / "current.json"
         self.acks = self.root / "seldon" / "acks"
@@ -83,11 +87,20 @@ class LocalServing:
     # --- what is served ---------------------------------------------------------------------------------------
 
     def deployed(self) -> dict[str, Any] | None:
-        """The last successful deployment: ``{"model": {...}, "protocols": [...], "endpoints": {...}}``."""
-        try:
-            return json.loads(self.deployed_file.read_text())
-        except FileNotFoundError:
-            return None
+        """The last successful deployment: ``{"model": {...}, "protocols": [...], "endpoints": {...}}``.
+
+        Raises:
+            KfopsError: The file is unreadable.
+        """
+        return _read_record(self.deployed_file)
+
+    def interrupted(self) -> dict[str, Any] | None:
+        """A deployment that was killed before it finished: ``{"model": {...}, "protocols": [...]}``.
+
+        Raises:
+            KfopsError: The file is unreadable.
+        """
+        return _read_record(self.pending_file)
 
     def endpoints(self, model_name: str, protocols: list[str] | tuple[str, ...] = tuple(SERVICES)) -> dict[str, str]:
         """Prediction URLs by protocol; `v2-grpc` is the v2 model over gRPC (`grpc://host:port`)."""
@@ -157,15 +170,50 @@ class LocalServing:
         with self.platform.store.locked():
             return self._deploy(model, protocols)
 
-    def restore(self) -> None:
-        """Restart the runtimes of the last deployment if they are not running (``kfops local up`` after a down)."""
-        deployed = self.deployed()
-        if deployed:
-            with self.platform.store.locked():
-                records = self.platform.store.load()
-                missing = tuple(p for p in deployed["protocols"] if not _healthy(records.get(SERVICES[p])))
-                if missing:
-                    self._deploy(ServedModel(**deployed["model"]), missing)
+    def restore(self, report: Callable[[str], None] = lambda _message: None) -> None:
+        """Serve the registry's champion again on every protocol the last deployment served (``kfops local up``).
+
+        Restarts the runtimes that are not running (after ``down`` or a crash). When the champion is not what was
+        deployed last (a run killed between promoting and deploying), or a deployment was killed half-way (one
+        runtime rolled, the other not, or a runtime started and not recorded as serving), every runtime is rolled
+        to the champion. Without a registry to ask, the last deployment is what is restored.
+
+        Raises:
+            KfopsError: The champion cannot be served (what served before keeps serving).
+        """
+        deployed, pending = self.deployed(), self.interrupted()
+        last = pending or deployed
+        if last is None:
+            return
+        protocols = tuple(sorted({*(deployed or {}).get("protocols", ()), *(pending or {}).get("protocols", ())}))
+        with self.platform.store.locked():
+            fallback = ServedModel(**last["model"])
+            model = self._champion(fallback, report)
+            if pending is not None or deployed is None or model.version != deployed["model"]["version"]:
+                why = ("a deployment was interrupted" if pending is not None else
+                       f"version {deployed['model']['version'] if deployed else '?'} was served")
+                report(f"Serving {model.name} version {model.version} on {', '.join(protocols)} ({why})")
+                check_compatibility(Path(model.path), {protocol: self.runtime(protocol) for protocol in protocols})
+                self._deploy(model, protocols)
+                return
+            records = self.platform.store.load()
+            missing = tuple(p for p in protocols if not _healthy(records.get(SERVICES[p])))
+            if missing:
+                report(f"Restoring serving of {model.name} version {model.version} on {', '.join(missing)}")
+                self._deploy(model, missing)
+
+    def _champion(self, fallback: ServedModel, report: Callable[[str], None]) -> ServedModel:
+        """The registry's champion of ``fallback``'s model, downloaded; ``fallback`` if the registry cannot say."""
+        from infra.local.runner import environment
+
+        try:
+            with environment(self.platform.env()):
+                name, version, _ = resolve_champion(f"models:/{fallback.name}@champion")
+                return fallback if version == fallback.version else self.fetch(name, version)
+        except KfopsError as error:
+            report(f"the registry did not say which version of {fallback.name} is champion ({error.cause}): "
+                   f"serving version {fallback.version}")
+            return fallback
 
     def _deploy(self, model: ServedModel, protocols: tuple[str, ...]) -> dict[str, str]:
         unknown = set(protocols) - set(SERVICES)
@@ -173,12 +221,17 @@ class LocalServing:
             raise KfopsError(f"unknown serving protocol(s) {sorted(unknown)}", "use v1 and/or v2")
         previous = self.deployed()
         records = self.platform.store.load()
+        # Until it finishes, the deployment says what it rolls out: `up` finishes it if this process is killed.
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json(self.pending_file, {"model": model.as_dict(), "protocols": list(protocols)})
+        # Every runtime started is in the state file before it runs, whenever this process dies.
+        recorder = Recorder(self.platform.store, records)
         # The runtimes start (or load the model) concurrently: a cold start of both is mostly waiting on imports.
         with ThreadPoolExecutor(max_workers=len(protocols)) as pool:
             # Each roll runs in the caller's context (a copy each), so its errors name the caller's step.
             rolls = {protocol: pool.submit(contextvars.copy_context().run,
                                            self._roll_mlserver if protocol == "v2" else self._roll_seldon, model,
-                                           records) for protocol in protocols}
+                                           recorder) for protocol in protocols}
         rolled = [protocol for protocol, roll in rolls.items() if roll.exception() is None]
         self.platform.store.save(records)
         try:
@@ -186,29 +239,32 @@ class LocalServing:
                 roll.result()
             self._smoke_test(model, protocols, records)
         except KfopsError:
-            self._roll_back(previous, rolled, records)
+            self._roll_back(previous, rolled, recorder)
+            self.pending_file.unlink(missing_ok=True)  # what served before serves again
             raise
+        failpoint("deploy:rolled")
         endpoints = self.endpoints(model.name, protocols)
         served = sorted(set(protocols) | set(previous["protocols"] if previous else ()))
-        self.root.mkdir(parents=True, exist_ok=True)
         write_json(self.deployed_file, {"model": model.as_dict(), "protocols": served,
                                                    "endpoints": self.endpoints(model.name, served),
                                                    "deployed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        self.pending_file.unlink()
         return endpoints
 
-    def _roll_back(self, previous: dict[str, Any] | None, rolled: list[str], records: dict[str, ServiceRecord]) -> None:
+    def _roll_back(self, previous: dict[str, Any] | None, rolled: list[str], recorder: Recorder) -> None:
         if not previous or not rolled:
             return
         model = ServedModel(**previous["model"])
         for protocol in rolled:
             if protocol in previous["protocols"]:
                 try:
-                    (self._roll_mlserver if protocol == "v2" else self._roll_seldon)(model, records)
+                    (self._roll_mlserver if protocol == "v2" else self._roll_seldon)(model, recorder)
                 except KfopsError:
                     continue  # the runtime kept the previous model: it never swapped the failing one in
-        self.platform.store.save(records)
+        self.platform.store.save(recorder.records)
 
-    def _roll_mlserver(self, model: ServedModel, records: dict[str, ServiceRecord]) -> None:
+    def _roll_mlserver(self, model: ServedModel, recorder: Recorder) -> None:
+        records = recorder.records
         # MLServer knows the model by the name Seldon Core would give it on a cluster.
         served = serving_name(model.name)
         settings_file = self.mlserver_repo / served / "model-settings.json"
@@ -236,7 +292,7 @@ class LocalServing:
             spec = mlserver_spec(self.settings, self.mlserver_repo, served)
             try:
                 record = start_service(spec, self.platform.log_path("mlserver"), self.settings.startup_timeout,
-                                       self.settings.stop_timeout)
+                                       self.settings.stop_timeout, recorder)
             except KfopsError as error:
                 _restore(settings_file, before)
                 raise KfopsError(f"MLServer did not start with {model.name} version {model.version}: "
@@ -244,10 +300,12 @@ class LocalServing:
         record.details = {"model": model.name, "version": model.version}
         records["mlserver"] = record
 
-    def _roll_seldon(self, model: ServedModel, records: dict[str, ServiceRecord]) -> None:
+    def _roll_seldon(self, model: ServedModel, recorder: Recorder) -> None:
+        records = recorder.records
         before = self.pointer.read_text() if self.pointer.exists() else None
         self.pointer.parent.mkdir(parents=True, exist_ok=True)
         write_json(self.pointer, model.as_dict())
+        failpoint("deploy:pointer-written")
         record = records.get("seldon")
         if not _healthy(record):
             if record:
@@ -256,7 +314,7 @@ class LocalServing:
             spec = seldon_spec(self.settings, self.pointer, self.acks)
             try:
                 record = start_service(spec, self.platform.log_path("seldon"), self.settings.startup_timeout,
-                                       self.settings.stop_timeout)
+                                       self.settings.stop_timeout, recorder)
             except KfopsError as error:
                 _restore(self.pointer, before)
                 raise KfopsError(f"the seldon-core wrapper did not start with {model.name} version "
@@ -339,6 +397,20 @@ def same_predictions(got: Any, expected: Any) -> bool:
     return answered.dtype.kind not in "biuf" and answered.tolist() == expected.tolist()
 
 
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text())
+        if not (isinstance(record, dict) and {"name", "version", "path"} <= set(record.get("model", {}))):
+            raise ValueError("no model name, version and path")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, AttributeError) as error:
+        raise KfopsError(f"the serving record {path} is unreadable ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0][:120]})",
+                         f"delete {path}; the next `kfops pipeline run --local` serves the champion again") from error
+    return record
+
+
 def _healthy(record: ServiceRecord | None) -> bool:
     return record is not None and is_running(record) and http_ok(record.ready_url)
 
@@ -391,16 +463,21 @@ def deploy_locally(champion_uri: str, *, protocols: tuple[str, ...], settings: S
                    platform: LocalPlatform | None = None) -> Deployed:
     """Serve the model ``champion_uri`` names with the local runtimes, as the SeldonDeployments would on a cluster.
 
+    The alias is resolved under the state dir's lock: of two runs deploying at once, the one that rolls out last
+    serves the champion as it is then, never one the other run's promotion replaced meanwhile.
+
     Raises:
         KfopsError: Incompatible model, or a roll-out that failed (the previous model keeps serving).
     """
     from infra.local.platform import LocalPlatform
 
-    name, version, source = resolve_champion(champion_uri)
     serving = LocalServing(platform or LocalPlatform())
-    served = serving.fetch(name, version)
-    check_compatibility(Path(served.path), {p: serving.runtime(p) for p in protocols})
-    manifests = [seldon_deployment(p, model_name=name, version=version, model_uri=source, namespace="local",
-                                   settings=settings) for p in protocols]
-    endpoints = serving.deploy(served, protocols)
+    with serving.platform.store.locked():
+        name, version, source = resolve_champion(champion_uri)
+        served = serving.fetch(name, version)
+        check_compatibility(Path(served.path), {p: serving.runtime(p) for p in protocols})
+        manifests = [seldon_deployment(p, model_name=name, version=version, model_uri=source, namespace="local",
+                                       settings=settings) for p in protocols]
+        failpoint("deploy:fetched")
+        endpoints = serving._deploy(served, protocols)
     return Deployed(name, version, "local", endpoints, manifests, license_warnings(settings))

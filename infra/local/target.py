@@ -82,19 +82,15 @@ class LocalTarget:
         return LocalDeployer(self.platform)
 
     def up(self, report: Reporter = lambda _message: None) -> list[ServiceStatus]:
-        """Start what is not running, then bring back the runtimes of the last deployment.
+        """Start what is not running, then serve the champion again on the last deployment's protocols.
 
         Raises:
-            KfopsError: A platform service could not start (a runtime that cannot be restored is only reported).
+            KfopsError: A platform service could not start (serving that cannot be restored is only reported).
         """
         self.platform.up(report)
-        deployed = self.serving.deployed()
-        if deployed:
-            model = deployed["model"]
-            report(f"Restoring serving of {model['name']} version {model['version']}")
-            try:
-                self.serving.restore()
-            except KfopsError as error:
-                # The platform itself is fine; say what is not served and go on.
-                report(f"[yellow]could not restore serving[/]: {error}")
+        try:
+            self.serving.restore(report)
+        except KfopsError as error:
+            # The platform itself is fine; say what is not served and go on.
+            report(f"[yellow]could not restore serving[/]: {error}")
         return self.platform.status()

@@ -18,7 +18,7 @@ from typing import Any, Literal
 #: Environment variable naming the events file of the current run.
 EVENTS_ENV = "KFOPS_EVENTS"
 
-Kind = Literal["step-started", "step-finished", "step-failed", "trial"]
+Kind = Literal["step-started", "step-finished", "step-failed", "trial", "failpoint"]
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,11 @@ class Event:
     """One thing that happened in a run.
 
     Attributes:
-        kind: ``step-started``, ``step-finished``, ``step-failed`` or ``trial`` (a tuning trial finished).
+        kind: ``step-started``, ``step-finished``, ``step-failed``, ``trial`` (a tuning trial finished) or
+            ``failpoint`` (a process stopped at a fault test's failpoint, :mod:`kfops.base.failpoints`).
         step: The step it happened in (a :class:`~kfops.base.errors.Step` value).
         data: What else there is to say: a failure's ``cause`` and ``fix``; a trial's ``name``, ``condition``,
-            ``reason``, ``params`` and ``observed`` metrics.
+            ``reason``, ``params`` and ``observed`` metrics; a failpoint's ``name`` and ``pid``.
     """
 
     kind: Kind

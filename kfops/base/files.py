@@ -35,10 +35,14 @@ def write_private(path: Path, text: str) -> None:
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o600)  # O_CREAT honours the umask; an existing tmp keeps its old mode
-    tmp.replace(path)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o600)  # O_CREAT honours the umask; an existing tmp keeps its old mode
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk, most likely: leave the old file, not a partial one beside it
+        raise
 
 
 def write_json(path: Path, payload: Any) -> None:

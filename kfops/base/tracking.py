@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import time
 import urllib.error
 import urllib.request
 
@@ -41,6 +44,10 @@ def short_error(error: BaseException, limit: int = 160) -> str:
     ``limit`` characters (MLflow's own messages carry whole connection-pool reprs).
     """
     text = str(error)
+    # MLflow's client retries a 5xx answer, then reports only that it kept getting it: an answer, not silence.
+    repeated = re.search(r"too many (\d{3}) error responses", text)
+    if repeated:
+        return f"HTTP {repeated.group(1)} on every attempt"
     for marker, phrase in (("Connection refused", "connection refused"), ("Max retries exceeded", "no answer"),
                            ("RemoteDisconnected", "connection dropped"), ("Read timed out", "timed out"),
                            ("Connection reset", "connection reset")):
@@ -50,17 +57,49 @@ def short_error(error: BaseException, limit: int = 160) -> str:
     return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
+#: Experiment tag the write probe sets on MLflow's Default experiment (the time of the last probe).
+WRITE_PROBE_TAG = "kfops.write_probe"
+
+
+def write_refusal(uri: str, timeout: float = 5.0) -> str | None:
+    """Why the MLflow server at ``uri`` cannot write its backend store, in its own words; ``None`` if it can.
+
+    MLflow's health check answers from memory: a server whose database is read-only or on a full disk is "healthy"
+    and answers every write with HTTP 503, which its client retries and then reports as no answer. One small write
+    (a tag on the Default experiment), not retried, gets the server's own reason.
+    """
+    body = json.dumps({"experiment_id": "0", "key": WRITE_PROBE_TAG,
+                       "value": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode()
+    request = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/set-experiment-tag",  # noqa: S310
+                                     data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310 - the configured tracking server
+            return None
+    except urllib.error.HTTPError as error:
+        if error.code < 500:
+            return None  # no Default experiment, no permission: not the store failing
+        try:
+            message = str(json.loads(error.read()).get("message", ""))
+        except (ValueError, OSError, AttributeError):
+            message = ""
+        reason = message.strip().splitlines()[0] if message.strip() else f"HTTP {error.code}"
+        return reason.removeprefix("(sqlite3.OperationalError) ")
+    except (urllib.error.URLError, OSError):
+        return None  # unreachable is reported as such by the caller's own checks
+
+
 def require_tracking_server(timeout: float = 5.0) -> str:
-    """Check that ``MLFLOW_TRACKING_URI`` names a reachable MLflow server before a step starts changing things.
+    """Check that ``MLFLOW_TRACKING_URI`` names a reachable, writable MLflow server before a step changes anything.
 
     MLflow's client retries an unreachable server for minutes and can fail half-way through a registration; this
-    check fails in seconds, before anything was written.
+    check fails in seconds, before anything was written, and with the server's own reason when its store refuses
+    writes (:func:`write_refusal`).
 
     Returns:
         The tracking URI.
 
     Raises:
-        KfopsError: Not set, or the server does not answer its health check.
+        KfopsError: Not set, the server does not answer its health check, or it cannot write its store.
     """
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if not uri:
@@ -79,4 +118,9 @@ def require_tracking_server(timeout: float = 5.0) -> str:
         if not healthy:
             raise KfopsError(f"MLflow tracking server {uri} is not healthy",
                              "read its log (locally: `kfops local logs mlflow`)")
+        refusal = write_refusal(uri, timeout)
+        if refusal:
+            raise KfopsError(f"MLflow tracking server {uri} cannot write its backend store: {refusal}",
+                             "fix the store (locally `kfops doctor` names it; `kfops local up` restarts MLflow "
+                             "once it is writable), or read the server's log")
     return uri

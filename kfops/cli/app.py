@@ -38,16 +38,26 @@ class CliSettings(BaseSettings):
 def friendly_errors(func: F) -> F:
     """Run a command as its step, and turn a :class:`KfopsError` into one red line on stderr and exit code 1.
 
-    ``KFOPS_DEBUG=1`` keeps tracebacks.
+    A full disk is such an error wherever it strikes (naming the disk). ``KFOPS_DEBUG=1`` keeps tracebacks.
     """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from kfops.base.disk import disk_space, is_no_space
+
         # Errors name the command they happened in ("local up", "pipeline run"...), unless a step inside says more.
         command = click.get_current_context().command_path.removeprefix("kfops").strip() or "kfops"
         try:
-            with in_step(command):
-                return func(*args, **kwargs)
+            try:
+                with in_step(command):
+                    return func(*args, **kwargs)
+            except OSError as error:
+                if not is_no_space(error):
+                    raise
+                where = Path(error.filename or ".")
+                raise KfopsError(f"no space left on the disk: {disk_space(where).describe()} (writing {where})",
+                                 f"free space on {disk_space(where).mount} and run the command again",
+                                 step=command) from error
         except KfopsError as error:
             if CliSettings().debug:
                 raise
@@ -67,11 +77,17 @@ state_dir_option = click.option(
 )
 
 
-def local_settings(state_dir: Path, **overrides: Any) -> Any:
+def local_settings(state_dir: Path, strict: bool = True, **overrides: Any) -> Any:
     """The local target's settings: options given now, else the environment, else the last ``up``.
 
+    Args:
+        state_dir: The state dir.
+        strict: Refuse an unreadable settings file of the last ``up`` (``down`` and ``status`` work without it).
+        overrides: Options given now (``None``: not given).
+
     Raises:
-        KfopsError: A value is invalid (naming its variable and option).
+        KfopsError: A value is invalid (naming its variable and option), or the last ``up``'s settings are
+            unreadable.
     """
     from pydantic import ValidationError
 
@@ -79,7 +95,8 @@ def local_settings(state_dir: Path, **overrides: Any) -> Any:
     from infra.local.settings import LocalSettings
 
     try:
-        return remembered(LocalSettings(state_dir=state_dir, **{k: v for k, v in overrides.items() if v is not None}))
+        return remembered(LocalSettings(state_dir=state_dir, **{k: v for k, v in overrides.items() if v is not None}),
+                          strict)
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"])

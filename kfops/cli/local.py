@@ -24,7 +24,7 @@ def _status_table(statuses: list[Any]) -> Table:
     table = Table(title="kfops local platform", title_justify="left")
     for column in ("service", "state", "endpoint", "pid"):
         table.add_column(column, overflow="fold")
-    colours = {"running": "green", "unhealthy": "yellow", "crashed": "red"}
+    colours = {"running": "green", "unhealthy": "yellow", "crashed": "red", "unrecorded": "red"}
     for status in statuses:
         colour = colours.get(status.state, "white")
         table.add_row(status.title, f"[{colour}]{status.state}[/]", status.url, str(status.pid))
@@ -63,7 +63,7 @@ def local_down(state_dir: Path) -> None:
     """Stop every local service (data, models and credentials stay in the state dir)."""
     from infra.local.platform import LocalPlatform
 
-    platform = LocalPlatform(local_settings(state_dir))
+    platform = LocalPlatform(local_settings(state_dir, strict=False))
     stopped = platform.down(lambda message: console.print(f"  {message}", highlight=False))
     if stopped:
         console.print(f"Stopped {len(stopped)} service(s); data kept in {platform.state_dir}.")
@@ -78,23 +78,26 @@ def local_status(state_dir: Path) -> None:
     """Show each service, whether it answers, its endpoint and its log file. Exit code 1 if any is not healthy."""
     from infra.local.platform import LocalPlatform
 
-    statuses = LocalPlatform(local_settings(state_dir)).status()
+    platform = LocalPlatform(local_settings(state_dir, strict=False))
+    statuses = platform.status()
     if not statuses:
         console.print("The local platform is not running. Start it with: kfops local up")
         sys.exit(3)
     console.print(_status_table(statuses))
     from infra.local.serving import LocalServing
 
-    deployed = LocalServing(LocalPlatform(local_settings(state_dir))).deployed()
+    deployed = LocalServing(platform).deployed()
     if deployed:
         model = deployed["model"]
         console.print(f"Serving {model['name']} version {model['version']}:", highlight=False)
         for protocol, url in sorted(deployed["endpoints"].items(), reverse=True):
             console.print(f"  {protocol}: {url}", highlight=False)
-    console.print(f"Logs: {Path(statuses[0].log).parent}  (`kfops local logs SERVICE`)", highlight=False)
+    console.print(f"Logs: {platform.state_dir / 'logs'}  (`kfops local logs SERVICE`)", highlight=False)
     broken = [s for s in statuses if not s.ok]
     for status in broken:
-        err_console.print(f"[red]{status.title} is {status.state}[/]: see {status.log}; `kfops local up` restarts it")
+        fix = ("`kfops local down` stops it" if status.state == "unrecorded" else
+               f"see {status.log}; `kfops local up` restarts it")
+        err_console.print(f"[red]{status.title} is {status.state}[/]: {fix}")
     if broken:
         sys.exit(1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -168,32 +169,155 @@ def test_promoting_a_missing_version(dataset_uri: str, model_name: str) -> None:
         register_and_promote("winequality", model_name, "42", dataset_uri)
 
 
-def test_concurrent_promotions_leave_the_best_version_champion(dataset_uri: str, model_name: str) -> None:
-    """Two runs promote at the same time: whichever finishes last must not put a worse model back in place."""
+def test_concurrent_promotions_leave_the_best_version_champion(dataset_uri: str, model_name: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs promote at the same time: the one that finishes last must not put a worse model back in place.
+
+    The interleaving that loses an update without the lease is forced: the better version's run reads the champion,
+    then waits until the middling version's run has either read the champion too (no lease: both compared with the
+    old champion, and the middling one writes the alias last) or is waiting for the lease.
+    """
     import threading
 
     import mlflow
+
+    import components.promote as promote
 
     first = train_and_register(WINE_QUALITY, dataset_uri, WORSE, model_name=model_name, experiment="tests")
     assert register_and_promote("winequality", model_name, first.version, dataset_uri).promoted
     better = train_and_register(WINE_QUALITY, dataset_uri, GOOD, model_name=model_name, experiment="tests")
     middling = train_and_register(WINE_QUALITY, dataset_uri, {"alpha": "0.2", "l1_ratio": "0.5"},
                                   model_name=model_name, experiment="tests")
-    start = threading.Barrier(2)
+    better_read, middling_blocked_or_read, better_recorded = threading.Event(), threading.Event(), threading.Event()
+    real_champion, real_record = promote._champion, promote._record
+
+    def champion(client: object, name: str) -> str | None:
+        found = real_champion(client, name)
+        if threading.current_thread().name == "better":
+            better_read.set()
+            assert middling_blocked_or_read.wait(120), "the middling run neither waited for the lease nor read"
+        else:
+            middling_blocked_or_read.set()
+            assert better_recorded.wait(120)
+        return found
+
+    def record(*args: object) -> None:
+        real_record(*args)  # type: ignore[arg-type]
+        if threading.current_thread().name == "better":
+            better_recorded.set()
+
+    def report(message: str) -> None:
+        if threading.current_thread().name == "middling" and message.startswith("waiting for the promotion lease"):
+            middling_blocked_or_read.set()
+
+    monkeypatch.setattr(promote, "_champion", champion)
+    monkeypatch.setattr(promote, "_record", record)
+    monkeypatch.setattr(promote, "_report", report)
     errors: list[BaseException] = []
 
-    def promote(version: str) -> None:
-        start.wait()
+    def promote_version(version: str) -> None:
         try:
             register_and_promote("winequality", model_name, version, dataset_uri)
         except BaseException as error:  # collected: the test thread asserts
             errors.append(error)
+            better_read.set()
+            middling_blocked_or_read.set()
+            better_recorded.set()
 
-    threads = [threading.Thread(target=promote, args=(v,)) for v in (better.version, middling.version)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not errors
+    first_run = threading.Thread(target=promote_version, args=(better.version,), name="better")
+    first_run.start()
+    assert better_read.wait(120)
+    second_run = threading.Thread(target=promote_version, args=(middling.version,), name="middling")
+    second_run.start()
+    for thread in (first_run, second_run):
+        thread.join(180)
+    assert not errors, errors
     client = mlflow.MlflowClient()
     assert client.get_model_version_by_alias(model_name, CHAMPION).version == better.version
+    assert client.get_model_version(model_name, middling.version).tags["kfops.compared_with"] == better.version
+
+
+HOLD_THE_LEASE = """
+import sys, time
+import mlflow
+from components.promote import promotion_lease
+with promotion_lease(mlflow.MlflowClient(), sys.argv[1], ttl=3600):
+    print("holding", flush=True)
+    time.sleep(3600)
+"""
+
+
+def test_a_lease_whose_holder_was_killed_is_taken_over_at_once(local_platform: LocalPlatform,
+                                                               model_name: str) -> None:
+    """A run SIGKILLed while promoting leaves its lease (an hour long here): the next run on this host sees that
+    the holder is gone and takes the lease over at once, saying so; ``doctor`` reports the stale lease meanwhile."""
+    import subprocess
+    import sys
+
+    import mlflow
+
+    from components.promote import LEASE_TAG, promotion_lease, read_lease
+    from infra.local.doctor import check_leases
+
+    client = mlflow.MlflowClient()
+    client.create_registered_model(model_name)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LEASE, model_name], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "holding"
+    lease = read_lease(client, model_name)
+    assert lease is not None
+    assert lease.holder is not None
+    assert lease.holder.pid == holder.pid
+    holder.kill()
+    holder.wait()
+
+    [stale] = [check for check in check_leases(local_platform) if model_name in check.message]
+    assert stale.status == "warn"
+    assert f"pid {holder.pid}" in stale.message
+    # The fix doctor prints works as printed (in a shell whose PATH has the venv).
+    left = client.get_registered_model(model_name).tags[LEASE_TAG]
+    fix = stale.fix.split("to clear it now: ", 1)[1]
+    shell = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    subprocess.run(["bash", "-c", fix], env=shell, check=True, capture_output=True, timeout=120)
+    assert LEASE_TAG not in client.get_registered_model(model_name).tags
+    client.set_registered_model_tag(model_name, LEASE_TAG, left)  # as the killed run left it
+
+    said: list[str] = []
+    # With an hour-long lease and a minute's patience, only recognising the dead holder gets in.
+    with promotion_lease(client, model_name, wait=60, report=said.append):
+        assert read_lease(client, model_name).holder.pid == os.getpid()  # type: ignore[union-attr]
+    assert len(said) == 1, said
+    assert said[0].startswith(f"taking over the promotion lease of {model_name!r}")
+    assert f"pid {holder.pid}" in said[0]
+    assert LEASE_TAG not in client.get_registered_model(model_name).tags
+
+
+def test_a_lease_held_on_another_host_is_waited_for_until_it_expires(local_platform: LocalPlatform,
+                                                                     model_name: str) -> None:
+    import time
+
+    import mlflow
+
+    from components.promote import LEASE_TAG, Lease, promotion_lease
+    from infra.local.doctor import check_leases
+    from kfops.base.liveness import ProcessIdentity
+
+    client = mlflow.MlflowClient()
+    client.create_registered_model(model_name)
+    elsewhere = Lease("other", time.time() + 3600, ProcessIdentity("another-host", 1, 1.0))
+    client.set_registered_model_tag(model_name, LEASE_TAG, elsewhere.to_tag())
+    [held] = [check for check in check_leases(local_platform) if model_name in check.message]
+    assert held.status == "ok"
+    said: list[str] = []
+    with (pytest.raises(KfopsError, match="another run has been promoting"),
+          promotion_lease(client, model_name, settle=0.05, wait=0.2, report=said.append)):
+        pass
+    assert said
+    assert said[0].startswith("waiting for the promotion lease"), said
+    assert "pid 1 on another-host" in said[0]
+
+    expired = Lease("other", time.time() - 1, ProcessIdentity("another-host", 1, 1.0))
+    client.set_registered_model_tag(model_name, LEASE_TAG, expired.to_tag())
+    with promotion_lease(client, model_name, settle=0.05, wait=5, report=said.append):
+        pass
+    assert LEASE_TAG not in client.get_registered_model(model_name).tags

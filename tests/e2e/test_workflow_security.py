@@ -1,7 +1,8 @@
 """Security checks on the local target after real runs: loopback only, private files, no credential in the open.
 
-It runs on the session's platform after the workflow and fault suites (so the logs and run directories have seen
-successful runs, failed steps and restarts), or does one run of its own when it runs alone. Local target only.
+It runs on the session's platform after the workflow suite (so the logs and run directories have seen real runs), or
+does one run of its own when it runs alone. (The fault suite runs on a platform of its own; a key SeaweedFS refuses
+is checked in tests/infra/local/test_platform.py.) Local target only.
 """
 
 from __future__ import annotations

@@ -9,9 +9,11 @@ import pytest
 from pydantic_settings import BaseSettings
 
 from infra.cluster.runner import ClusterRunSettings
+from infra.local.processes import SERVICE_NAME_ENV, SERVICE_STATE_DIR_ENV
 from infra.local.settings import LocalSettings
 from infra.local.step_client import SERVER_ENV as STEP_SERVER_ENV
 from kfops.base.events import EVENTS_ENV
+from kfops.base.failpoints import FAILPOINTS_ENV
 from kfops.base.paths import REPO_ROOT
 from kfops.cli.app import CliSettings
 from loadtest.payloads import LoadtestSettings
@@ -24,7 +26,11 @@ SETTINGS: tuple[type[BaseSettings], ...] = (LocalSettings, ClusterRunSettings, L
 INTERNAL = {EVENTS_ENV: "the local runner tells the steps where to write their events (kfops/base/events.py)",
             "KFOPS_BUCKETS": "the bucket Job's list of buckets (infra/cluster/object_store.py)",
             STEP_SERVER_ENV: "the local runner tells each step's client where its warm step server listens "
-                             "(infra/local/step_client.py)"}
+                             "(infra/local/step_client.py)",
+
+            FAILPOINTS_ENV: "fault tests name the points where a process stops itself (kfops/base/failpoints.py)",
+            SERVICE_STATE_DIR_ENV: "marks a local service's processes with their state dir (infra/local/processes.py)",
+            SERVICE_NAME_ENV: "marks a local service's processes with the service's name (infra/local/processes.py)"}
 PRODUCT = ("kfops", "infra", "pipelines", "components", "trainer", "loadtest", "serving/src")
 _VARIABLE = re.compile(r"\bKFOPS_[A-Z][A-Z0-9_]*")
 

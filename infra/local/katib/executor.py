@@ -21,11 +21,38 @@ from pathlib import Path
 from typing import Any
 
 from infra.local.katib.launchers import ForkLauncher, SubprocessLauncher, is_trainer_command
-from infra.local.katib.spec import PLACEHOLDER, parse_spec
+from infra.local.katib.spec import PLACEHOLDER, ParsedSpec, parse_spec
 from infra.local.katib.suggest import DIFFERENCES, Suggester, make_suggester
 from infra.local.katib.trials import Trial, TrialObserver, metric_record, now, parse_metrics
 from infra.local.katib.zygote import THREAD_CAPS
 from kfops.base.errors import KfopsError, Step, in_step
+
+#: ``activeDeadlineSeconds`` assumed for trials whose template sets none (the workflow's own Experiments set 1800).
+DEFAULT_TRIAL_SECONDS = 1800.0
+#: On top of its trials' deadlines the executor may take this share longer, plus a fixed few seconds (launching
+#: trials, collecting their exits, asking the algorithm): measured at 0.04 s per trial.
+_SLACK_SHARE, _SLACK_SECONDS = 0.1, 5.0
+
+
+def default_timeout(spec: ParsedSpec, grid_points: int | None = None) -> float | None:
+    """The longest a correct run of ``spec`` can take.
+
+    Its trials, ``parallelTrialCount`` at a time, each killed at its ``activeDeadlineSeconds``, plus the executor's
+    slack.
+
+    Args:
+        spec: The parsed Experiment.
+        grid_points: How many points a grid search has (its trial count when the spec sets no maxTrialCount).
+
+    Returns:
+        Seconds, or ``None`` when nothing bounds the trial count (no maxTrialCount, not a grid: Katib then runs until
+        the goal or the failure limit).
+    """
+    trials = spec.max_trials if spec.max_trials is not None else grid_points
+    if trials is None:
+        return None
+    rounds = math.ceil(trials / spec.parallel)
+    return rounds * (spec.timeout or DEFAULT_TRIAL_SECONDS) * (1 + _SLACK_SHARE) + _SLACK_SECONDS
 
 
 class LocalExperiment:
@@ -37,7 +64,8 @@ class LocalExperiment:
         workdir: Directory for trial logs.
         on_event: Called with ``("started" | "finished", trial)`` for progress display.
         fork: Fork trainer trials from a warm server (``False`` forces one interpreter per trial).
-        timeout: Seconds the whole experiment may take (a safety net: Katib itself has no such limit).
+        timeout: Seconds the whole experiment may take (a safety net: Katib itself has no such limit). By default
+            the most its spec allows (:func:`default_timeout`), so a run that cannot end fails instead of hanging.
     """
 
     def __init__(self, experiment: dict[str, Any], workdir: Path, on_event: TrialObserver | None = None,
@@ -80,15 +108,23 @@ class LocalExperiment:
         trials: list[Trial] = []
         running: dict[str, Trial] = {}
         start_time = now()
-        deadline = time.monotonic() + self.timeout if self.timeout else math.inf
         outcome: tuple[str, str, str] | None = None
+        limit = self.timeout or default_timeout(spec, getattr(suggester, "size", None))
+        if self.timeout:
+            why, fix = "the tuning timeout", "raise the tuning timeout or lower maxTrialCount"
+        else:
+            why = (f"the most its spec allows ({spec.max_trials or getattr(suggester, 'size', '?')} trials, "
+                   f"{spec.parallel} at a time, each at most {spec.timeout or DEFAULT_TRIAL_SECONDS:.0f} s)")
+            fix = (f"a correct run cannot take longer: the executor did not see the experiment end; read the trial "
+                   f"logs in {self.workdir / 'trials'} and report it")
         with self._launcher() as launcher:
+            # From here: starting the trial server has its own limit.
+            deadline = time.monotonic() + limit if limit else math.inf
             try:
                 while (outcome := self._outcome(trials, running, suggester)) is None:
                     if time.monotonic() > deadline:
-                        raise KfopsError(f"experiment {spec.name} did not finish within "
-                                               f"{self.timeout:.0f} s ({len(trials)} trials started)",
-                                         "raise the tuning timeout or lower maxTrialCount")
+                        raise KfopsError(f"experiment {spec.name} did not finish within {limit:.0f} s, {why} "
+                                         f"({len(trials)} trials started)", fix)
                     left = math.inf if spec.max_trials is None else spec.max_trials - len(trials)
                     slots = int(min(spec.parallel - len(running), left))
                     for token, assignments in suggester.ask(slots) if slots > 0 else []:

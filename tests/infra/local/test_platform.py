@@ -387,3 +387,80 @@ def test_mlflow_failing_to_start_leaves_no_orphans(make_settings: Callable[..., 
         LocalPlatform(settings).up()
     assert "mlflow.log" in raised.value.fix
     assert_nothing_running(settings)
+
+
+def test_a_refused_key_never_reaches_a_log(own_platform: LocalPlatform) -> None:
+    """SeaweedFS logs the key id of every request it refuses: its log goes through a redactor.
+
+    The refused key is this platform's own, as after new credentials were generated while the store still runs with
+    the old ones (a deleted credentials file): a client with the new pair is refused."""
+    from infra.local import credentials
+
+    old = credentials.load_or_create(own_platform.credentials_path)
+    new = credentials.generate()
+    credentials.write(own_platform.credentials_path, new)
+    try:
+        env = own_platform.env()
+        with pytest.raises(ClientError) as raised:
+            s3(env).list_buckets()
+        assert raised.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+        with pytest.raises(ClientError):  # the old key id with a wrong secret: refused too
+            s3({**env, "AWS_ACCESS_KEY_ID": old.access_key_id}, secret="x" * 40).list_buckets()
+    finally:
+        credentials.write(own_platform.credentials_path, old)
+    s3(own_platform.env()).list_buckets()
+    seaweedfs_log = own_platform.log_path("seaweedfs").read_text()
+    assert "attempted key '<redacted>' not found" in seaweedfs_log, "the refusal itself is still logged"
+    values = {old.access_key_id, old.secret_access_key, new.access_key_id, new.secret_access_key}
+    leaks = [f"{log.name}: {value[:4]}..." for log in (own_platform.state_dir / "logs").glob("*.log")
+             for value in values if value in log.read_text(errors="replace")]
+    assert not leaks
+
+
+def test_up_on_a_full_disk_says_which_disk_and_how_much_space_it_needs(tmp_path: Path) -> None:
+    from infra.local.doctor import check_disk
+    from kfops.base.events import EventReader
+    from tests.conftest import fill, new_settings, tmpfs
+
+    with tmpfs(tmp_path / "disk", "80m") as disk:
+        settings = new_settings(disk / "state")
+        options = ["--state-dir", str(settings.state_dir), "--s3-port", str(settings.s3_port),
+                   "--mlflow-port", str(settings.mlflow_port)]
+        filler = fill(disk)
+        result = run_cli("local", "up", *options)
+        assert_one_line_error(result, "[local up] not enough disk space for `kfops local up`",
+                              f"{disk} (tmpfs) has 0 B free", "needs 64.0 MiB free", f"on {disk}")
+        assert_nothing_running(settings)
+        check = check_disk(settings.state_dir)
+        assert check.status == "fail"
+        assert f"{disk} (tmpfs)" in check.message
+        assert "`kfops local up` needs 64.0 MiB" in check.message
+        # `down` forgets the records without writing anything; a write that fails leaves no partial file.
+        from infra.local.processes import StateStore
+        from kfops.base.files import write_private
+
+        settings.state_dir.mkdir(exist_ok=True)
+        StateStore(settings.state_dir).save({})
+        with pytest.raises(OSError, match="No space left"):
+            write_private(settings.state_dir / "settings.json", "x" * 1024**2)
+        assert list(settings.state_dir.iterdir()) == []
+
+        # Full after the check passed: whatever write finds no room (kfops's own, SeaweedFS's, MLflow's).
+        filler.unlink()
+        events = tmp_path / "events.jsonl"
+        kfops = Path(sys.executable).parent / "kfops"
+        up = subprocess.Popen([str(kfops), "local", "up", *options], stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "COLUMNS": "400", "KFOPS_EVENTS": str(events),
+                                   "KFOPS_FAILPOINTS": "up:space-checked"})
+        reader = EventReader(events)
+        stopped: list[int] = []
+        while not stopped:
+            stopped = [event.data["pid"] for event in reader.read() if event.kind == "failpoint"]
+            assert up.poll() is None, up.stderr.read() if up.stderr else ""
+        fill(disk)
+        os.kill(stopped[0], signal.SIGCONT)
+        _, stderr = up.communicate(timeout=300)
+        assert_one_line_error(subprocess.CompletedProcess(up.args, up.returncode, "", stderr),
+                              "[local up] not enough disk space for `kfops local up`", f"{disk} (tmpfs) has 0 B free")
+        assert_nothing_running(settings)
+        assert not list(settings.state_dir.glob(".*.tmp")), "no partial file left behind"

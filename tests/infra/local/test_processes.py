@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -132,3 +134,117 @@ def test_a_shells_credentials_and_runtime_settings_never_reach_a_service(monkeyp
     assert env["AWS_ACCESS_KEY_ID"] == "the-service-own"
     assert "from-the-shell" not in env.values()
     assert env["KFOPS_SOMETHING"] == "kept"
+
+
+# --- a starter killed at any moment leaves nothing running that the state dir does not know ----------------------
+
+#: A service that says it ran (a file), then waits for the test's word (another file) before it listens.
+PROBE = """
+import http.server, pathlib, sys, time
+root = pathlib.Path(sys.argv[1])
+(root / "ran").write_text("")
+while not (root / "listen").exists():
+    time.sleep(0.02)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), http.server.SimpleHTTPRequestHandler).serve_forever()
+"""
+
+#: The starter: a kfops command that starts one service under the state dir's lock, with a recorder.
+STARTER = """
+import json, sys
+from pathlib import Path
+from infra.local.processes import Recorder, ServiceSpec, StateStore, start_service
+state = Path(sys.argv[1])
+spec = ServiceSpec(**json.loads(sys.argv[2]))
+store = StateStore(state)
+with store.locked():
+    start_service(spec, state / "probe.log", timeout=600, grace=1, recorder=Recorder(store, store.load()))
+"""
+
+
+def wait_for(condition: Callable[[], object], what: str, patience: float = 60) -> None:
+    """Wait for something a process does (not for time): ``patience`` only bounds a test that would hang."""
+    import time
+
+    deadline = time.monotonic() + patience
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.02)
+
+
+def start_and_stop_at(failpoint: str, tmp_path: Path) -> tuple[ServiceSpec, list[psutil.Process]]:
+    """Run the starter until it stops at ``failpoint``, then SIGKILL it; the spec and the service's processes as
+    they were at that point."""
+    import json
+
+    from infra.local.processes import marked_processes
+    from kfops.base.events import EventReader
+
+    port = free_port()
+    spec = ServiceSpec(name="probe", title="Probe service", argv=[sys.executable, "-c", PROBE, str(tmp_path),
+                                                                  str(port)],
+                       env={}, ports={"http": port}, ready_url=f"http://{HOST}:{port}/", url=f"http://{HOST}:{port}")
+    events = tmp_path / "events.jsonl"
+    starter = subprocess.Popen([sys.executable, "-c", STARTER, str(tmp_path), json.dumps(spec.__dict__)],
+                               env={**os.environ, "KFOPS_EVENTS": str(events), "KFOPS_FAILPOINTS": failpoint},
+                               start_new_session=True)
+    reader = EventReader(events)
+    seen: list[str] = []
+    wait_for(lambda: seen.extend(e.data["name"] for e in reader.read()) or failpoint in seen or starter.poll(),
+             f"the starter reaching {failpoint}")
+    assert failpoint in seen, f"the starter exited with {starter.returncode} before {failpoint}"
+    service = marked_processes(tmp_path)
+    os.killpg(starter.pid, signal.SIGKILL)
+    starter.wait()
+    return spec, service
+
+
+@pytest.mark.integration
+def test_a_starter_killed_before_it_recorded_the_service_leaves_nothing_running(tmp_path: Path) -> None:
+    from infra.local.processes import marked_processes
+
+    spec, waiting = start_and_stop_at("spawned:probe", tmp_path)
+    assert StateStore(tmp_path).load() == {}, "killed before it recorded anything"
+    assert len(waiting) == 1, "the service's process existed, waiting for the starter's go"
+    psutil.wait_procs(waiting, timeout=30)
+    assert not [p for p in waiting if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], \
+        "the gate saw its starter die and exited"
+    assert not (tmp_path / "ran").exists(), "the service itself never ran"
+    assert marked_processes(tmp_path) == []
+    assert port_is_free(spec.ports["http"])
+
+
+@pytest.mark.integration
+def test_a_starter_killed_while_the_service_starts_leaves_it_recorded(tmp_path: Path) -> None:
+    from infra.local.processes import find_strays, marked_processes
+
+    spec, _ = start_and_stop_at("starting:probe", tmp_path)
+    wait_for((tmp_path / "ran").exists, "the service running")
+    [record] = StateStore(tmp_path).load().values()
+    assert is_running(record)
+    assert {os.getpgid(p.pid) for p in marked_processes(tmp_path)} == {record.pid}
+    assert find_strays(tmp_path, {"probe": record}) == []
+    (tmp_path / "listen").write_text("")
+    stop_service(record, grace=1)
+    assert marked_processes(tmp_path) == []
+    assert port_is_free(spec.ports["http"])
+
+
+@pytest.mark.integration
+def test_unrecorded_processes_of_a_state_dir_are_found_by_their_mark_and_stopped(tmp_path: Path) -> None:
+    from infra.local.processes import Recorder, find_strays, stop_strays
+
+    port = free_port()
+    (tmp_path / "listen").write_text("")
+    spec = ServiceSpec(name="probe", title="Probe service", argv=[sys.executable, "-c", PROBE, str(tmp_path),
+                                                                  str(port)],
+                       env={}, ports={"http": port}, ready_url=f"http://{HOST}:{port}/", url=f"http://{HOST}:{port}")
+    store = StateStore(tmp_path)
+    record = start_service(spec, tmp_path / "probe.log", timeout=30, grace=1, recorder=Recorder(store, {}))
+    assert find_strays(tmp_path, store.load()) == []
+    (tmp_path / "state.json").unlink()  # the records are gone; the process is not
+    [stray] = find_strays(tmp_path, store.load())
+    assert (stray.name, stray.pgid) == ("probe", record.pid)
+    assert find_strays(tmp_path / "other", {}) == [], "another state dir's services are not this one's"
+    stop_strays([stray], grace=1)
+    assert find_strays(tmp_path, {}) == []
+    assert port_is_free(port)

@@ -199,3 +199,33 @@ def test_experiment_timeout_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(KfopsError, match=r"did not finish within 1 s"):
         run_local_experiment(experiment("import time; time.sleep(20)", max_trials=2, parallel=1), tmp_path,
                              timeout=1)
+
+
+def test_the_default_timeout_is_what_the_spec_allows_at_most() -> None:
+    from infra.local.katib.executor import DEFAULT_TRIAL_SECONDS, default_timeout
+    from infra.local.katib.spec import parse_spec
+
+    # 5 trials, 2 at a time: 3 rounds of at most 10 s each, plus the executor's own slack.
+    bounded = parse_spec(experiment(QUADRATIC, max_trials=5, parallel=2, timeout=10))
+    assert default_timeout(bounded) == pytest.approx(3 * 10 * 1.1 + 5)
+    unbounded = parse_spec(experiment(QUADRATIC, max_trials=4, parallel=4))
+    assert default_timeout(unbounded) == pytest.approx(DEFAULT_TRIAL_SECONDS * 1.1 + 5)
+    grid = experiment(QUADRATIC, algorithm="grid", parallel=2, timeout=10)
+    del grid["spec"]["maxTrialCount"]
+    grid["spec"]["parameters"][0]["feasibleSpace"]["step"] = "0.25"  # 5 points, 3 rounds
+    assert default_timeout(parse_spec(grid), grid_points=5) == pytest.approx(3 * 10 * 1.1 + 5)
+    endless = experiment(QUADRATIC, timeout=10)
+    del endless["spec"]["maxTrialCount"]
+    assert default_timeout(parse_spec(endless)) is None, "without a trial limit Katib runs until the goal"
+
+
+def test_a_broken_stop_condition_fails_within_what_the_spec_allows(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stop condition that never holds must not hang the run until the test's (or CI's) own limit."""
+    from infra.local.katib.executor import LocalExperiment
+
+    monkeypatch.setattr(LocalExperiment, "_outcome", lambda *_args: None)
+    with pytest.raises(KfopsError, match=r"did not finish within 7 s, the most its spec allows \(2 trials, 1 at a "
+                                         r"time, each at most 1 s\)") as raised:
+        run_local_experiment(experiment(QUADRATIC, max_trials=2, parallel=1, timeout=1), tmp_path)
+    assert "trials" in raised.value.fix
