@@ -1,10 +1,12 @@
 """``KfopsMLflowRuntime``: MLServer's MLflow runtime, where every request is answered on its own merits.
 
 Each request is decoded and validated on its own (see :func:`decode`): anything malformed is a 400 naming the problem
-before it can meet another request. Only then are requests that arrived together scored in one call to the model
-(:class:`Coalescer`): valid rows of valid requests, concatenated, predicted once, split back. A request's answer is
-therefore what it gets alone, whatever else is in flight, and MLServer's own adaptive batching (which merges requests
-before anyone validates them, so one bad request fails or corrupts its neighbours) stays off.
+before it can meet another request. A request's answer is the model's own ``predict`` for exactly its rows, to the last
+bit (see :mod:`kfops_serving.scoring`). For a model whose rows score the same alone as together (trees), valid requests
+that arrived together are scored in one call (:class:`Coalescer`): rows concatenated, predicted once, split back. Any
+other model (linear ones: BLAS rounds a row by its neighbours) is scored one request at a time. MLServer's own adaptive
+batching (which merges requests before anyone validates them, so one bad request fails or corrupts its neighbours)
+stays off.
 
 Answers carry one output named and shaped as the model's metadata declares it (``output-0``, ``[rows]``, FP64), so a
 client asking for the declared output gets it.
@@ -201,7 +203,7 @@ class KfopsMLflowRuntime(MLflowRuntime):
             raise InferenceError(str(error)) from None
         if self._scorer.row_independent:
             predictions = await self._coalescer.score(rows)
-        else:  # a model whose rows may influence each other is scored one request at a time
+        else:  # a row's bits may depend on its neighbours: score this request alone, as its own predict would
             predictions = np.asarray(self._scorer.predict_validated(rows)).ravel()
         return InferenceResponse(
             model_name=self.name, model_version=self.version, id=payload.id,

@@ -24,6 +24,15 @@ def to_frame(rows: Any, columns: Sequence[str], names: Sequence[str] | None = No
              max_rows: int = MAX_ROWS) -> pd.DataFrame:
     """Validate a batch and return it as a float DataFrame with the model's columns, in the model's order.
 
+    See :func:`to_array` for what is accepted and refused.
+    """
+    return pd.DataFrame(to_array(rows, columns, names, max_rows), columns=list(columns))
+
+
+def to_array(rows: Any, columns: Sequence[str], names: Sequence[str] | None = None,
+             max_rows: int = MAX_ROWS) -> np.ndarray:
+    """Validate a batch and return it as a float64 array ``(rows, features)``, columns in the model's order.
+
     Args:
         rows: A 2-D batch (list of rows, numpy array or DataFrame); a single flat row is accepted too.
         columns: The model signature's input column names, in order.
@@ -54,7 +63,7 @@ def to_frame(rows: Any, columns: Sequence[str], names: Sequence[str] | None = No
             raise InvalidInput(f"unknown feature names {sorted(set(map(str, names)) - set(columns))}; "
                                f"expected {', '.join(columns)}")
         values = values[:, [list(map(str, names)).index(c) for c in columns]]
-    return pd.DataFrame(check_numbers(values, columns), columns=list(columns))
+    return check_numbers(values, columns)
 
 
 def check_numbers(values: np.ndarray, columns: Sequence[str]) -> np.ndarray:
