@@ -346,3 +346,22 @@ def test_v2_over_grpc_answers_as_over_http_and_refuses_bad_input(serving: LocalS
             stub.ModelInfer(bad, timeout=60)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
         assert "Traceback" not in (refused.value.details() or "")
+
+
+def test_the_served_version_is_named_on_every_path_as_on_a_cluster(serving: LocalServing) -> None:
+    from kfops_serving.protocols import served_model_name
+
+    version = serving.deployed()["model"]["version"]
+    base = f"{serving.platform.records()['mlserver'].url}/v2/models/{served_model_name(NAME)}"
+    body = open_inference_v2([TUTORIAL_ROW])
+    assert version in requests.get(base, timeout=30).json()["versions"]
+    unversioned = v2_predictions(v2(serving, body))
+    answer = requests.post(f"{base}/versions/{version}/infer", data=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model_version"] == version
+    assert v2_predictions(answer).tolist() == unversioned.tolist()
+    assert v2(serving, body).json()["model_version"] == version
+    assert requests.get(f"{base}/versions/{version}/ready", timeout=30).status_code == 200
+    assert requests.get(f"{base}/versions/{version}", timeout=30).json()["versions"] == [version]
+    assert requests.get(f"{base}/versions/{int(version) + 100}/ready", timeout=30).status_code == 404
+    assert v1(serving, seldon_v1([TUTORIAL_ROW])).json()["meta"]["tags"] == {"model": NAME, "model_version": version}

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from mlserver.errors import InferenceError
-from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
+from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse, ResponseOutput
 from mlserver_mlflow import MLflowRuntime
 
 from kfops_serving.scoring import Scorer
@@ -189,6 +189,13 @@ class KfopsMLflowRuntime(MLflowRuntime):
         self._output_name = declared.name if declared else "output-0"
         self._coalescer = Coalescer(self._scorer.predict_validated)
         return loaded
+
+    async def metadata(self) -> MetadataModelResponse:
+        """MLServer's metadata, listing the version this runtime serves (MLServer lists only ``settings.versions``)."""
+        answer = await super().metadata()
+        if self.version and self.version not in answer.versions:
+            answer.versions = [*answer.versions, self.version]
+        return answer
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         """Validate this request alone, then score it (coalesced with others); invalid input is a 400."""
