@@ -25,7 +25,7 @@ from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelRes
 from mlserver_mlflow import MLflowRuntime
 
 from kfops_serving.scoring import Scorer
-from kfops_serving.validation import MAX_ROWS, InvalidInput, check_numbers
+from kfops_serving.validation import MAX_ROWS, InvalidInput, check_numbers, kind_of
 
 #: Open Inference datatypes a feature may arrive as (all converted to float64, as the model's signature has it).
 NUMERIC_DATATYPES = frozenset({"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8",
@@ -42,10 +42,17 @@ def _nested(values: list[Any]) -> Any:
             yield value
 
 
-def _shape(shape: list[int], name: str) -> list[int]:
+#: Finite range of each floating-point datatype and the integer range of each integer datatype.
+_FLOAT_RANGE = {"FP64": float(np.finfo(np.float64).max), "FP32": float(np.finfo(np.float32).max),
+                "FP16": float(np.finfo(np.float16).max)}
+_INT_RANGE = {**{f"INT{bits}": (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) for bits in (8, 16, 32, 64)},
+              **{f"UINT{bits}": (0, 2 ** bits - 1) for bits in (8, 16, 32, 64)}}
+
+
+def _shape(shape: list[int], index: int) -> list[int]:
     if any((not isinstance(d, int)) or d < 0 for d in shape):
-        raise InvalidInput(f"input {name!r} has shape {shape}: every dimension must be a count (no -1 in a "
-                           "request: the shape says how many values the data holds)")
+        raise InvalidInput(f"inputs[{index}] has a shape with a negative dimension: every dimension must be a count "
+                           "(no -1 in a request: the shape says how many values the data holds)")
     return shape
 
 
@@ -53,7 +60,9 @@ def decode(payload: InferenceRequest, columns: list[str]) -> np.ndarray:
     """A request's rows as a float64 array ``(rows, features)`` in the model's column order.
 
     Accepted: one 2-D tensor ``[rows, features]`` (columns in signature order), or one tensor per column, named as
-    the signature's columns, each ``[rows]`` or ``[rows, 1]``.
+    the signature's columns, each ``[rows]`` or ``[rows, 1]``. Values must be JSON numbers of the tensor's datatype:
+    within its range, integers for an integer type, never text or booleans (as on v1). Messages refer to tensors by
+    position and never repeat what the client sent.
 
     Raises:
         InvalidInput: Anything else, naming what is wrong.
@@ -62,47 +71,72 @@ def decode(payload: InferenceRequest, columns: list[str]) -> np.ndarray:
     if not inputs:
         raise InvalidInput("the request has no inputs: send one 2-D tensor [rows, features] or one tensor per "
                            "feature")
-    for tensor in inputs:
+    for index, tensor in enumerate(inputs):
         if tensor.datatype not in NUMERIC_DATATYPES:
-            raise InvalidInput(f"input {tensor.name!r} has datatype {tensor.datatype}: features are numbers "
+            raise InvalidInput(f"inputs[{index}] has datatype {tensor.datatype}: features are numbers "
                                "(FP64, FP32 or an integer type)")
     if len(inputs) == 1 and len(inputs[0].shape) == 2:
         tensor = inputs[0]
-        rows, width = _shape(list(tensor.shape), tensor.name)
+        rows, width = _shape(list(tensor.shape), 0)
         if width != len(columns):
-            raise InvalidInput(f"input {tensor.name!r} has {width} features per row; the model takes "
+            raise InvalidInput(f"inputs[0] has {width} features per row; the model takes "
                                f"{len(columns)} ({', '.join(columns)})")
-        values = _values(tensor, rows * width)
+        _row_count(rows)
+        values = _values(tensor, 0, rows * width)
         return check_numbers(values.reshape(rows, width), columns)
     by_name = {tensor.name: tensor for tensor in inputs}
     if len(by_name) != len(inputs) or set(by_name) != set(columns):
-        raise InvalidInput(f"send one 2-D tensor [rows, {len(columns)}], or one tensor per feature named "
-                           f"{', '.join(columns)} (got {', '.join(t.name for t in inputs)})")
-    shapes = {name: _shape(list(t.shape), name) for name, t in by_name.items()}
+        raise InvalidInput(f"send one 2-D tensor [rows, {len(columns)}], or one tensor per feature, each named "
+                           f"once, as {', '.join(columns)}")
+    positions = {tensor.name: index for index, tensor in enumerate(inputs)}
     counts = set()
-    for name, shape in shapes.items():
+    for name, tensor in by_name.items():
+        shape = _shape(list(tensor.shape), positions[name])
         if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
-            raise InvalidInput(f"input {name!r} has shape {shape}: a feature's tensor is [rows] or [rows, 1]")
+            raise InvalidInput(f"inputs[{positions[name]}] ({name}) has {len(shape)} dimensions: a feature's "
+                               "tensor is [rows] or [rows, 1]")
         counts.add(shape[0])
     if len(counts) != 1:
         raise InvalidInput(f"the feature tensors have different row counts: {sorted(counts)}")
-    rows = counts.pop()
-    return check_numbers(np.column_stack([_values(by_name[c], rows) for c in columns]) if rows else
+    rows = _row_count(counts.pop())
+    return check_numbers(np.column_stack([_values(by_name[c], positions[c], rows) for c in columns]) if rows else
                          np.empty((0, len(columns))), columns)
 
 
-def _values(tensor: Any, expected: int) -> np.ndarray:
-    """A tensor's data as float64, checked against the count its shape promises."""
+def _row_count(rows: int) -> int:
+    if rows > MAX_ROWS:
+        raise InvalidInput(f"the batch has {rows} rows, more than the {MAX_ROWS} one request may carry")
+    return rows
+
+
+def _values(tensor: Any, index: int, expected: int) -> np.ndarray:
+    """A tensor's data as float64, checked against the count its shape promises and the range of its datatype."""
     data = getattr(tensor.data, "root", tensor.data)
     if not isinstance(data, list):
-        raise InvalidInput(f"input {tensor.name!r}: data must be a list of numbers")
+        raise InvalidInput(f"inputs[{index}]: data must be a list of numbers")
     values = list(_nested(data))
     if len(values) != expected:
-        raise InvalidInput(f"input {tensor.name!r} has shape {list(tensor.shape)} ({expected} values) but "
+        raise InvalidInput(f"inputs[{index}] has shape {list(tensor.shape)} ({expected} values) but "
                            f"{len(values)} values")
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInput(f"input {tensor.name!r}: features must be numbers, got {value!r}")
+    kinds = {type(value) for value in values}
+    if kinds <= {float} and tensor.datatype == "FP64":
+        return np.asarray(values, dtype=np.float64)
+    datatype = tensor.datatype
+    integral = datatype in _INT_RANGE
+    low, high = _INT_RANGE[datatype] if integral else (-_FLOAT_RANGE[datatype], _FLOAT_RANGE[datatype])
+    for position, value in enumerate(values):
+        kind = type(value)
+        if kind is int or (kind is float and not integral):
+            if low <= value <= high or (kind is float and value != value):  # NaN: refused later, by name
+                continue
+            if kind is float and abs(value) == float("inf"):
+                continue
+            problem = f"outside the range of {datatype}"
+        elif kind is float:
+            problem = f"not an integer, which {datatype} requires"
+        else:
+            problem = f"{kind_of(value)}, not a number"
+        raise InvalidInput(f"inputs[{index}] value {position} is {problem}")
     return np.asarray(values, dtype=np.float64)
 
 
