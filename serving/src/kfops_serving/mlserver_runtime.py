@@ -20,10 +20,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from fastapi import Request, Response
 from mlserver.errors import InferenceError
+from mlserver.handlers import custom_handler
 from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse, ResponseOutput
 from mlserver_mlflow import MLflowRuntime
 
+from kfops_serving import mlflow_scoring
 from kfops_serving.scoring import Scorer
 from kfops_serving.validation import MAX_ROWS, InvalidInput, check_numbers, kind_of
 
@@ -231,6 +234,33 @@ class KfopsMLflowRuntime(MLflowRuntime):
             answer.versions = [*answer.versions, self.version]
         return answer
 
+    @custom_handler(rest_path="/invocations")
+    async def invocations(self, request: Request) -> Response:
+        """MLflow's scoring protocol, validated as every other request (see :mod:`kfops_serving.mlflow_scoring`).
+
+        Replaces the MLflow runtime's own handler, which skipped kfops' validation (non-JSON bodies, text and
+        objects without a known key were 500s) and knew only the signature's column names.
+        """
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > mlflow_scoring.MAX_BODY:
+            return _scoring_error(413, f"the body may be at most {mlflow_scoring.MAX_BODY} bytes", "TOO_LARGE")
+        body = await request.body()
+        try:
+            if len(body) > mlflow_scoring.MAX_BODY:
+                raise InvalidInput(f"the body may be at most {mlflow_scoring.MAX_BODY} bytes")
+            rows = mlflow_scoring.parse(body, request.headers.get("content-type", ""), self._scorer.columns)
+        except mlflow_scoring.UnsupportedMediaType as unsupported:
+            return _scoring_error(415, str(unsupported), "UNSUPPORTED_MEDIA_TYPE")
+        except InvalidInput as invalid:
+            return _scoring_error(400, str(invalid))
+        return Response(content=mlflow_scoring.answer(await self._score(rows)), media_type="application/json")
+
+    async def _score(self, rows: np.ndarray) -> np.ndarray:
+        if self._scorer.row_independent:
+            return await self._coalescer.score(rows)
+        # a row's bits may depend on its neighbours: score this request alone, as its own predict would
+        return np.asarray(self._scorer.predict_validated(rows)).ravel()
+
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         """Validate this request alone, then score it (coalesced with others); invalid input is a 400."""
         try:
@@ -242,11 +272,12 @@ class KfopsMLflowRuntime(MLflowRuntime):
                                    "carry")
         except InvalidInput as error:
             raise InferenceError(str(error)) from None
-        if self._scorer.row_independent:
-            predictions = await self._coalescer.score(rows)
-        else:  # a row's bits may depend on its neighbours: score this request alone, as its own predict would
-            predictions = np.asarray(self._scorer.predict_validated(rows)).ravel()
+        predictions = await self._score(rows)
         return InferenceResponse(
             model_name=self.name, model_version=self.version, id=payload.id,
             outputs=[ResponseOutput(name=self._output_name, shape=[int(predictions.shape[0])], datatype="FP64",
                                     data=predictions.tolist())])
+
+
+def _scoring_error(status: int, message: str, code: str = "BAD_REQUEST") -> Response:
+    return Response(content=mlflow_scoring.error(message, code), status_code=status, media_type="application/json")
