@@ -88,7 +88,7 @@ def test_one_matrix_or_one_tensor_per_column() -> None:
     ([{"name": "x", "shape": [-1, 3], "datatype": "FP64", "data": [1, 2, 3]}], "no -1"),
     ([{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}], "has 4 features per row"),
     ([{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2]}], "(3 values) but 2 values"),
-    ([{"name": "x", "shape": [1, 3], "datatype": "BYTES", "data": ["a", "b", "c"]}], r"inputs\[0\] has datatype BYTES"),
+    ([{"name": "x", "shape": [1, 3], "datatype": "BYTES", "data": ["a", "b", "c"]}], r"inputs\[0\] has BYTES"),
     ([{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, True, 3]}], "value 1 is a boolean, not a number"),
     ([{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, None, 3]}], "value 1 is null, not a number"),
     ([{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, "2.5", 3]}], "value 1 is text, not a number"),

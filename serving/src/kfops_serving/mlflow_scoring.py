@@ -65,6 +65,8 @@ def parse(body: bytes, content_type: str, columns: Sequence[str]) -> np.ndarray:
         payload = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidInput(f"the body is not valid JSON ({error.msg} at position {error.pos})") from None
+    except RecursionError:
+        raise InvalidInput("the body nests JSON arrays or objects too deeply") from None
     except ValueError:  # e.g. an integer literal longer than Python parses
         raise InvalidInput("the body is not JSON this server can read (a number literal is too long)") from None
     if not isinstance(payload, dict):

@@ -15,13 +15,15 @@ client asking for the declared output gets it.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from fastapi import Request, Response
-from mlserver.errors import InferenceError
+from fastapi.exceptions import RequestValidationError
+from mlserver.errors import InferenceError, MLServerError, ModelNotFound
 from mlserver.handlers import custom_handler
 from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse, ResponseOutput
 from mlserver_mlflow import MLflowRuntime
@@ -76,8 +78,8 @@ def decode(payload: InferenceRequest, columns: list[str]) -> np.ndarray:
                            "feature")
     for index, tensor in enumerate(inputs):
         if tensor.datatype not in NUMERIC_DATATYPES:
-            raise InvalidInput(f"inputs[{index}] has datatype {tensor.datatype}: features are numbers "
-                               "(FP64, FP32 or an integer type)")
+            shown = tensor.datatype if tensor.datatype in ("BOOL", "BYTES") else "another datatype"
+            raise InvalidInput(f"inputs[{index}] has {shown}: features are numbers (FP64, FP32 or an integer type)")
     if len(inputs) == 1 and len(inputs[0].shape) == 2:
         tensor = inputs[0]
         rows, width = _shape(list(tensor.shape), 0)
@@ -217,6 +219,7 @@ class KfopsMLflowRuntime(MLflowRuntime):
 
     async def load(self) -> bool:
         """Load the model and prepare its scorer and coalescer."""
+        guard_rest_errors()
         loaded = await super().load()
         try:
             self._scorer = Scorer(self._model)
@@ -264,6 +267,10 @@ class KfopsMLflowRuntime(MLflowRuntime):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         """Validate this request alone, then score it (coalesced with others); invalid input is a 400."""
         try:
+            unknown = [o for o in payload.outputs or [] if o.name != self._output_name]
+            if unknown:
+                raise InvalidInput(f"the model has one output, {self._output_name}: {len(unknown)} of the requested "
+                                   "outputs are not it")
             rows = decode(payload, self._scorer.columns)
             if rows.shape[0] == 0:
                 raise InvalidInput("the batch is empty: send at least one row")
@@ -281,3 +288,111 @@ class KfopsMLflowRuntime(MLflowRuntime):
 
 def _scoring_error(status: int, message: str, code: str = "BAD_REQUEST") -> Response:
     return Response(content=mlflow_scoring.error(message, code), status_code=status, media_type="application/json")
+
+
+async def _invalid_request(_request: Request, error: RequestValidationError) -> Response:
+    """FastAPI's 422 for a body that is not an Open Inference request, as a 400 that does not repeat the body.
+
+    FastAPI's own answer quotes what the client sent (its ``input`` field: a whole body, a bad datatype string).
+    """
+    problems = error.errors()
+    first = problems[0] if problems else {}
+    if first.get("type") == "json_invalid":
+        message = "the body is not valid JSON (or nests deeper than 1024 levels, or holds a number beyond a double)"
+    else:
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "the body"
+        message = f"the request is not an Open Inference request: {where}: {first.get('msg', 'invalid')}"
+    return Response(content=json.dumps({"error": message}), status_code=400, media_type="application/json")
+
+
+async def _mlserver_error(_request: Request, error: MLServerError) -> Response:
+    """MLServer's own errors; a model or version that is not served is named without repeating the path."""
+    message = "no such model or version is served here" if isinstance(error, ModelNotFound) else str(error)
+    return Response(content=json.dumps({"error": message}), status_code=error.status_code,
+                    media_type="application/json")
+
+
+def guard_rest_errors() -> None:
+    """Put kfops' answers in front of FastAPI's and MLServer's where theirs repeat the request.
+
+    MLServer builds its FastAPI app before it imports a runtime and offers no hook for exception handlers, so the app
+    is found among the live objects (MLServer 1.7.1's ``RESTServer._app``) and its middleware stack rebuilt.
+    """
+    import gc
+
+    from mlserver.rest.server import RESTServer
+
+    for server in [o for o in gc.get_objects() if isinstance(o, RESTServer)]:
+        app = server._app
+        if app.exception_handlers.get(RequestValidationError) is _invalid_request:
+            continue
+        app.exception_handlers[RequestValidationError] = _invalid_request
+        app.exception_handlers[MLServerError] = _mlserver_error
+        app.middleware_stack = None  # rebuilt with these handlers on the next request
+
+
+#: Open Inference gRPC: the ``InferTensorContents`` field each datatype's values belong in (FP16 has none: raw only),
+#: and each datatype's size in ``raw_input_contents``.
+_CONTENTS_FIELD = {"FP64": "fp64_contents", "FP32": "fp32_contents", "INT8": "int_contents", "INT16": "int_contents",
+                   "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
+                   "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
+                   "BOOL": "bool_contents", "BYTES": "bytes_contents"}
+_RAW_SIZE = {"FP64": 8, "FP32": 4, "FP16": 2, "INT64": 8, "INT32": 4, "INT16": 2, "INT8": 1, "UINT64": 8,
+             "UINT32": 4, "UINT16": 2, "UINT8": 1, "BOOL": 1}
+
+
+def check_grpc_request(request: Any) -> None:
+    """What the Open Inference gRPC spec requires of a ``ModelInferRequest``'s tensors, before MLServer decodes it.
+
+    MLServer takes values from whichever contents field is filled (fp32 values in an FP64 tensor are scored),
+    ignores ``raw_input_contents`` entries beyond the inputs, and fails with INTERNAL on raw bytes that do not fill the
+    shape. Here each is INVALID_ARGUMENT.
+
+    Raises:
+        InvalidInput: Naming the tensor by position.
+    """
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidInput(f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs: one each")
+    for index, tensor in enumerate(request.inputs):
+        filled = [f.name for f, _ in tensor.contents.ListFields()] if tensor.HasField("contents") else []
+        if raw:
+            if filled:
+                raise InvalidInput(f"inputs[{index}] has contents and raw_input_contents: send one or the other")
+            size = _RAW_SIZE.get(tensor.datatype)
+            count = 1
+            for dimension in tensor.shape:
+                count *= max(int(dimension), 0)
+            if size is None or len(raw[index]) != count * size:
+                raise InvalidInput(f"inputs[{index}]: its raw_input_contents entry holds {len(raw[index])} bytes, "
+                                   "not the shape's count of values of its datatype")
+        elif any(name != _CONTENTS_FIELD.get(tensor.datatype) for name in filled):
+            raise InvalidInput(f"inputs[{index}]: its values are in a contents field other than its datatype's")
+
+
+def _guard_grpc_decoding() -> None:
+    from mlserver.grpc.converters import ModelInferRequestConverter
+
+    decode_request = ModelInferRequestConverter.to_types
+    if getattr(decode_request, "kfops_checked", False):
+        return
+
+    def to_types(request: Any) -> InferenceRequest:
+        try:
+            check_grpc_request(request)
+        except InvalidInput as error:
+            raise InferenceError(str(error)) from None
+        return decode_request(request)
+
+    to_types.kfops_checked = True  # type: ignore[attr-defined]
+    # Looked up on the class at every request (mlserver.grpc.servicers._InsertHeaders), so this holds from now on.
+    ModelInferRequestConverter.to_types = staticmethod(to_types)
+
+
+def _quiet_model_not_found(self: ModelNotFound, name: str, version: str | None = None) -> None:
+    # MLServer's message repeats the requested name and version (REST path, gRPC fields).
+    MLServerError.__init__(self, "no such model or version is served here", 404)
+
+
+ModelNotFound.__init__ = _quiet_model_not_found
+_guard_grpc_decoding()

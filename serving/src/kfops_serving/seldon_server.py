@@ -125,6 +125,11 @@ def build_app(user_model: Any, metrics: Any, max_body_mb: int = 32) -> Any:
         # seldon-core parses a form or query field `json=` itself and lets the error through as a 500.
         return failure(400, "BAD_REQUEST", f"the request is not valid JSON: {error.msg} at position {error.pos}")
 
+    @app.errorhandler(RecursionError)
+    def too_deep(_error: RecursionError) -> Any:
+        # json.loads recurses once per nesting level: [[[[...]]]] deep enough is a RecursionError, a 500 otherwise.
+        return failure(400, "BAD_REQUEST", "the request nests JSON arrays or objects too deeply")
+
     @app.errorhandler(UnicodeDecodeError)
     def not_text(_error: UnicodeDecodeError) -> Any:
         return failure(400, "BAD_REQUEST", "the request body is not UTF-8 text")

@@ -8,7 +8,7 @@ few of them block every other request; one stalled past gunicorn's timeout gets 
 headers and the whole body (by Content-Length or chunked framing) are buffered, checked against HTTP/1.1's framing
 rules (RFC 9112) and limits, and only then handed to a thread, which parses the buffered bytes and never waits on
 the client. A request not received in full within ``read_timeout`` seconds is answered 408 and closed; a framing
-error gets its own 4xx (or 501/505) with a short JSON message in Seldon's failure shape, which never repeats what the
+error gets its own 4xx with a short JSON message in Seldon's failure shape, which never repeats what the
 client sent. Each response closes its connection, as gunicorn's sync worker (the wrapper's previous one) did.
 
 The loop accepts new connections only while a thread is free, so a busy worker leaves new clients to the others.
@@ -43,6 +43,7 @@ MAX_CHUNK_LINE = 1024
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _METHOD = re.compile(rb"^[A-Z]{3,20}$")
 _TARGET = re.compile(rb"^(/|https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/|$))[\x21-\x7e]*$")
+_PRINTABLE = re.compile(rb"^[\x20-\x7e]*$")
 _VERSION = re.compile(rb"^HTTP/(\d)\.(\d)$")
 _FIELD_VALUE = re.compile(rb"^[\t\x20-\x7e\x80-\xff]*$")
 _CHUNK_SIZE = re.compile(rb"^([0-9A-Fa-f]{1,16})(;[\t\x20-\x7e]*)?$")
@@ -85,13 +86,13 @@ def parse_head(head: bytes, max_body: int) -> tuple[int | None, bool, bool]:
     if len(parts) != 3 or not _TARGET.match(parts[1]):
         raise Refused(400, "Bad Request", "malformed request line: METHOD SP /path SP HTTP-version")
     if not _METHOD.match(parts[0]):
-        raise Refused(400 if not _TOKEN.match(parts[0]) else 501, "Bad Request" if not _TOKEN.match(parts[0])
-                      else "Not Implemented", "the method must be an upper-case HTTP method such as POST")
+        raise Refused(400, "Bad Request", "the method must be an upper-case HTTP method such as POST")
     version = _VERSION.match(parts[2])
     if not version:
         raise Refused(400, "Bad Request", "malformed HTTP version in the request line")
     if version.group(1) != b"1":
-        raise Refused(505, "HTTP Version Not Supported", "this server speaks HTTP/1.0 and HTTP/1.1")
+        # A malformed request is a 4xx here (RFC 9110 would allow 505): the client must change its request.
+        raise Refused(400, "Bad Request", "this server speaks HTTP/1.0 and HTTP/1.1")
     if len(lines) - 1 > MAX_FIELDS:
         raise Refused(431, "Request Header Fields Too Large", f"more than {MAX_FIELDS} header fields")
     lengths: list[bytes] = []
@@ -123,7 +124,7 @@ def parse_head(head: bytes, max_body: int) -> tuple[int | None, bool, bool]:
         if version.group(2) == b"0":
             raise Refused(400, "Bad Request", "Transfer-Encoding is not defined for HTTP/1.0")
         if encodings != [b"chunked"]:
-            raise Refused(501, "Not Implemented", "the only transfer coding this server accepts is chunked")
+            raise Refused(400, "Bad Request", "the only transfer coding this server accepts is chunked")
         return None, True, expects
     if not lengths:
         return 0, False, expects
@@ -261,8 +262,11 @@ class BufferingWorker(ThreadWorker):
         except OSError:
             self._close(pending)
             return
-        if not data:  # the client went away before finishing its request (or read its refusal)
-            self._close(pending)
+        if not data:  # the client stopped sending (or went away) before finishing its request
+            if pending.buffer and not pending.draining:  # it may still read: tell it why nothing will come
+                self._refuse(pending, Refused(400, "Bad Request", "the request ended before it was complete"))
+            else:
+                self._close(pending)
             return
         if pending.draining:
             return
@@ -281,6 +285,9 @@ class BufferingWorker(ThreadWorker):
             while buffer.startswith(b"\r\n"):  # RFC 9112 2.2: empty lines before a request line are ignored
                 del buffer[:2]
             end = buffer.find(b"\r\n\r\n")
+            line = bytes(buffer[:buffer.find(b"\r\n")] if b"\r\n" in buffer else buffer)
+            if not _PRINTABLE.match(line):  # not HTTP at all (TLS, binary): no need to wait for more
+                raise Refused(400, "Bad Request", "this is not an HTTP/1.1 request line")
             if end < 0:
                 first_line = buffer.find(b"\r\n")
                 if (first_line < 0 and len(buffer) > MAX_REQUEST_LINE) or first_line > MAX_REQUEST_LINE:
