@@ -375,8 +375,12 @@ def mlserver_model_settings(name: str, uri: str, version: str, settings: LocalSe
     """``model-settings.json`` of the champion in MLServer's model repository (MLServer's own ``ModelSettings``)."""
     from mlserver.settings import ModelParameters, ModelSettings
 
+    # The registered version is MLServer's model version, as MLSERVER_MODEL_VERSION makes it on a cluster: metadata
+    # lists it, /v2/models/NAME/versions/VERSION/... answer and every response names it. A roll loads the new
+    # version next to the old one; MLServer then unloads the version the repository no longer holds.
     model = ModelSettings(name=name, implementation=MLSERVER_RUNTIME,
-                          parameters=ModelParameters(uri=uri, extra={"registered_version": version}),
+                          parameters=ModelParameters(uri=uri, version=version,
+                                                     extra={"registered_version": version}),
                           # MLServer's adaptive batching merges requests before they are validated (one bad request
                           # fails or corrupts its neighbours); the runtime coalesces validated requests instead.
                           max_batch_size=1, max_batch_time=0)
@@ -400,7 +404,8 @@ def seldon_spec(settings: LocalSettings, pointer: Path, acks: Path) -> ServiceSp
         title="seldon-core wrapper (v1 protocol)",
         argv=[str(seldon_python(settings)), "-m", "kfops_serving.seldon_server", "--host", HOST, "--port", str(port),
               "--pointer", str(pointer), "--acks", str(acks),
-              "--workers", str(settings.seldon_workers), "--threads", str(settings.seldon_threads)],
+              "--workers", str(settings.seldon_workers), "--threads", str(settings.seldon_threads),
+              "--read-timeout", f"{settings.seldon_read_timeout:g}"],
         env={"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},
         ports={"http": port},
         ready_url=f"{url}{V1_READY_PATH}",

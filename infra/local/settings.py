@@ -54,3 +54,6 @@ class LocalSettings(BaseSettings):
     seldon_threads: int = Field(1, ge=1, le=64)
     """Threads per seldon-core worker (see ``seldon_workers``: 1 measured best for CPU-bound models)."""
 
+    seldon_read_timeout: float = Field(30.0, gt=0, le=3600)
+    """Seconds a v1 client has to send its whole request before it is answered 408 (stalled uploads hold no worker)."""
+

@@ -35,7 +35,8 @@ def test_a_linear_model_scores_the_validated_array_without_building_a_dataframe(
     scorer = load(str(saved(tmp_path, make_pipeline(StandardScaler(), ElasticNet(alpha=0.001)))))
     rows = np.random.default_rng(2).random((5, 3))
     expected = np.asarray(scorer.model.predict(__import__("pandas").DataFrame(rows, columns=scorer.columns)))
-    assert scorer.row_independent
+    assert scorer.fast
+    assert not scorer.row_independent, "a BLAS product rounds a row by its neighbours: never coalesce a linear model"
 
     import pandas as pd
 
@@ -43,7 +44,7 @@ def test_a_linear_model_scores_the_validated_array_without_building_a_dataframe(
         raise AssertionError("a DataFrame was built for a request the row-by-row path can score as an array")
 
     monkeypatch.setattr(pd, "DataFrame", no_frames)
-    np.testing.assert_allclose(scorer.predict_validated(rows), expected, rtol=1e-12)
+    np.testing.assert_array_equal(scorer.predict_validated(rows), expected)
 
 
 def test_a_model_that_checks_feature_names_still_gets_them(tmp_path: Path) -> None:
@@ -84,3 +85,71 @@ print(heavy)
     result = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], capture_output=True, text=True,
                             timeout=120, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+
+
+def request_sizes(total: int, seed: int) -> list[int]:
+    """Sizes of requests (1 to 40 rows) that add up to ``total`` rows."""
+    rng = np.random.default_rng(seed)
+    sizes: list[int] = []
+    while sum(sizes) < total:
+        sizes.append(int(min(rng.integers(1, 41), total - sum(sizes))))
+    return sizes
+
+
+@pytest.mark.parametrize("family", ["linear", "linear-no-scaler", "tree"])
+def test_every_request_gets_the_bits_the_models_own_predict_gives_its_rows(tmp_path: Path, family: str) -> None:
+    # 10,000 rows in requests of 1 to 40 rows: each request's answer must be, to the last bit, what the MLflow model's
+    # own predict returns for exactly that request's rows (BLAS rounds a row by the rows that come with it).
+    import pandas as pd
+    from sklearn.linear_model import ElasticNet, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeRegressor
+
+    estimator, trusted = {
+        "linear": (make_pipeline(StandardScaler(), ElasticNet(alpha=0.001)), ()),
+        "linear-no-scaler": (Ridge(alpha=0.1), ()),
+        "tree": (DecisionTreeRegressor(max_depth=6, random_state=0), ("sklearn.tree._tree.Tree",)),
+    }[family]
+    scorer = load(str(saved(tmp_path, estimator, trusted=trusted)))
+    rows = np.random.default_rng(4).normal(0.5, 2.0, (10_000, 3))
+    start, mismatched = 0, 0
+    for size in request_sizes(len(rows), seed=5):
+        batch = rows[start:start + size]
+        start += size
+        own = np.asarray(scorer.model.predict(pd.DataFrame(batch.tolist(), columns=scorer.columns)))
+        mismatched += int((scorer.predict_validated(batch) != own).sum())
+        mismatched += int((scorer.score(batch.tolist()) != own).sum())
+    assert mismatched == 0, f"{mismatched} predictions differ from the model's own predict"
+
+
+def test_a_fast_path_that_differs_by_one_bit_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The previous fast path (one einsum dot product per row) is plausible and off by an ULP on some rows: the
+    # load-time comparison must catch it and score through the model's own predict.
+    import pandas as pd
+    from sklearn.linear_model import Ridge
+
+    from kfops_serving import scoring
+
+    def einsum_path(estimator: object) -> object:
+        weights, intercept = estimator.coef_, estimator.intercept_  # type: ignore[attr-defined]
+        return lambda values: np.einsum("ij,j->i", np.ascontiguousarray(values), weights) + intercept
+
+    monkeypatch.setattr(scoring, "_linear", einsum_path)
+    scorer = load(str(saved(tmp_path, Ridge(alpha=0.1))))
+    assert not scorer.fast
+    assert not scorer.row_independent
+    rows = np.random.default_rng(6).normal(0.5, 2.0, (300, 3))
+    np.testing.assert_array_equal(scorer.predict_validated(rows),
+                                  scorer.model.predict(pd.DataFrame(rows, columns=scorer.columns)))
+
+
+def test_tree_models_take_the_fast_path_and_may_be_coalesced(tmp_path: Path) -> None:
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    scorer = load(str(saved(tmp_path, GradientBoostingRegressor(n_estimators=20, random_state=0),
+                            trusted=("sklearn.tree._tree.Tree", "sklearn._loss.loss.HalfSquaredError",
+                                     "sklearn._loss.link.IdentityLink", "sklearn._loss.link.Interval",
+                                     "sklearn._loss._loss.CyHalfSquaredError", "sklearn.dummy.DummyRegressor"))))
+    assert scorer.fast
+    assert scorer.row_independent

@@ -24,7 +24,8 @@ NAME = "served-wine"
 @pytest.fixture(scope="package")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
     # Two workers keep start-up quick in CI; the default (3) is what the benchmark measured best.
-    yield from started_platform(tmp_path_factory, seldon_workers=2)
+    # A short v1 read timeout: the stalled-client tests wait for it (4 s instead of 30).
+    yield from started_platform(tmp_path_factory, seldon_workers=2, seldon_read_timeout=4.0)
 
 
 @pytest.fixture(scope="package")

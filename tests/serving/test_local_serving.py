@@ -346,3 +346,50 @@ def test_v2_over_grpc_answers_as_over_http_and_refuses_bad_input(serving: LocalS
             stub.ModelInfer(bad, timeout=60)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
         assert "Traceback" not in (refused.value.details() or "")
+
+
+def test_the_served_version_is_named_on_every_path_as_on_a_cluster(serving: LocalServing) -> None:
+    from kfops_serving.protocols import served_model_name
+
+    version = serving.deployed()["model"]["version"]
+    base = f"{serving.platform.records()['mlserver'].url}/v2/models/{served_model_name(NAME)}"
+    body = open_inference_v2([TUTORIAL_ROW])
+    assert version in requests.get(base, timeout=30).json()["versions"]
+    unversioned = v2_predictions(v2(serving, body))
+    answer = requests.post(f"{base}/versions/{version}/infer", data=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model_version"] == version
+    assert v2_predictions(answer).tolist() == unversioned.tolist()
+    assert v2(serving, body).json()["model_version"] == version
+    assert requests.get(f"{base}/versions/{version}/ready", timeout=30).status_code == 200
+    assert requests.get(f"{base}/versions/{version}", timeout=30).json()["versions"] == [version]
+    assert requests.get(f"{base}/versions/{int(version) + 100}/ready", timeout=30).status_code == 404
+    assert v1(serving, seldon_v1([TUTORIAL_ROW])).json()["meta"]["tags"] == {"model": NAME, "model_version": version}
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    root = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+
+
+def test_client_chosen_metric_keys_do_not_grow_the_v1_servers_memory(serving: LocalServing) -> None:
+    # seldon-core records every metric a response carries, and echoes the request's meta.metrics into the response:
+    # 1,000 requests with 20 new keys each grew the wrapper by about 38 MiB (and its latency tenfold).
+    record = serving.platform.records()["seldon"]
+
+    def send(start: int, count: int) -> None:
+        with requests.Session() as session:
+            for request in range(start, start + count):
+                metrics = [{"key": f"k{request}_{i}", "type": "GAUGE", "value": 1} for i in range(20)]
+                body = json.dumps({"meta": {"metrics": metrics}, "data": {"ndarray": [TUTORIAL_ROW]}})
+                answer = session.post(serving.endpoints(NAME)["v1"], data=body, timeout=60,
+                                      headers={"Content-Type": "application/json"})
+                assert answer.status_code == 200, answer.text
+
+    send(0, 200)  # warm every worker up first
+    before = _tree_rss(record.pid)
+    send(200, 1000)
+    grown = _tree_rss(record.pid) - before
+    assert grown < 8 * 2**20, f"the wrapper grew by {grown / 2**20:.1f} MiB"

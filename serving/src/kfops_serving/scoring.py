@@ -1,16 +1,25 @@
-"""One scoring path for both serving runtimes: validate a batch once, then predict.
+"""One scoring path for both serving runtimes: validate a batch once, then predict, to the model's own last bit.
+
+A served answer is bit-identical to the MLflow model's own ``predict`` called on exactly the rows of that request
+(``model.predict(pd.DataFrame(rows, columns=signature))``), whatever else is in flight. That definition matters for
+linear models: scikit-learn computes ``X @ coef_`` with a BLAS matrix-vector product whose kernels round a row
+differently depending on how many rows come with it and where it sits among them, so a linear model's answer for a row
+depends on its request's other rows. Such a model is scored one request at a time, never coalesced.
 
 MLflow's ``PyFuncModel.predict`` re-enforces the signature on every call (building a second DataFrame), and
-scikit-learn checks the input again; for a request that :func:`kfops_serving.validation.to_frame` already validated,
-both are pure overhead (measured: about 35% of MLServer's time per request). For scikit-learn models whose inputs are
-all doubles the raw estimator is called directly, with scikit-learn's finiteness check off (already done); any other
-model goes through ``PyFuncModel.predict`` unchanged.
+scikit-learn checks the input again: for a request :mod:`kfops_serving.validation` already validated, both are pure
+overhead (about 3 ms per call). So for scikit-learn models whose inputs are all doubles kfops computes what the
+estimator computes without those checks:
 
-A row's prediction must not depend on the rows scored with it, to the last bit: the v2 runtime scores requests that
-arrive together in one call. scikit-learn's linear models predict with a BLAS matrix-vector product, whose kernels
-round a row differently depending on how many rows come with it; for them each row's dot product is computed on its
-own (``einsum``, the same arithmetic whatever the batch). Tree ensembles already predict row by row.
-:attr:`Scorer.row_independent` says whether a model's rows may be scored together at all.
+* a linear regressor, optionally behind StandardScaler steps: the same element-wise operations and the same BLAS call
+  (``X @ coef_ + intercept_``) on an array of the same memory layout as the estimator gets from the pyfunc model
+  (column-major), hence the same bits;
+* tree models: the estimator's own ``predict`` (trees score each row on its own, so their rows may be coalesced);
+* any other scikit-learn model: the estimator's own ``predict`` on a column-major DataFrame.
+
+None of these is trusted on its word: at load time each is compared, bit for bit, with the model's own ``predict`` on
+probe batches of many sizes, and a model whose fast path differs in one bit is scored through ``PyFuncModel.predict``
+itself. Likewise rows are coalesced only for a model whose probe rows score the same alone and together.
 """
 
 from __future__ import annotations
@@ -20,11 +29,19 @@ from typing import Any
 
 import numpy as np
 
-from kfops_serving.validation import to_frame
+from kfops_serving.validation import to_array
+
+#: Rows of each probe batch a fast path is checked on at load time (odd and even sizes around BLAS block sizes).
+PROBE_SIZES = (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 257, 1000)
+
+#: scikit-learn estimators whose ``predict`` computes each row on its own (tree ensembles and single trees).
+_ROW_BY_ROW = ("GradientBoostingRegressor", "GradientBoostingClassifier", "RandomForestRegressor",
+               "RandomForestClassifier", "ExtraTreesRegressor", "ExtraTreesClassifier", "DecisionTreeRegressor",
+               "DecisionTreeClassifier")
 
 
 class Scorer:
-    """A loaded MLflow pyfunc model, ready to score request batches.
+    """A loaded MLflow pyfunc model, ready to score request batches exactly as its own ``predict`` would.
 
     Raises:
         ValueError: The model has no input signature with column names (requests could not be checked).
@@ -36,41 +53,42 @@ class Scorer:
             raise ValueError("the model has no input signature with column names")
         self.model = model
         self.columns: list[str] = list(schema.input_names())
-        fast = _fast_predict(model, schema)
-        self._predict: Callable[[Any], Any] = fast[0] if fast else model.predict
-        #: Whether a row's prediction is the same bits whatever rows are scored with it.
-        self.row_independent = bool(fast and fast[1])
-        # The row-by-row path works on the validated array itself: no DataFrame built only to be taken apart.
-        self._takes_array = self.row_independent and fast is not None and fast[2]
+        self._predict: Callable[[np.ndarray], np.ndarray] = self.own_predict
+        #: Whether a fast path replaces ``PyFuncModel.predict`` (it gave the same bits on every probe batch).
+        self.fast = False
+        #: Whether a row's prediction is the same bits whatever rows are scored with it (rows may be coalesced).
+        self.row_independent = False
+        candidate = _fast_predict(model, schema)
+        if candidate is None:
+            return
+        fast, claims_row_by_row = candidate
+        probes = _probe_rows(model, len(self.columns))
+        batches = [probes[:size] for size in PROBE_SIZES]
+        if all(np.array_equal(fast(batch), self.own_predict(batch)) for batch in batches):
+            self._predict, self.fast = fast, True
+            self.row_independent = claims_row_by_row and _scores_rows_alone(fast, probes[:64])
+
+    def own_predict(self, values: np.ndarray) -> np.ndarray:
+        """The MLflow model's own ``predict`` for ``values`` (float64 rows in the model's column order)."""
+        import pandas as pd
+
+        return np.asarray(self.model.predict(pd.DataFrame(values, columns=self.columns))).ravel()
 
     def score(self, rows: Any, names: Sequence[str] | None = None) -> np.ndarray:
-        """Validate ``rows`` (see :func:`~kfops_serving.validation.to_frame`) and return the model's predictions."""
-        return np.asarray(self._predict(to_frame(rows, self.columns, names)))
+        """Validate ``rows`` (see :func:`~kfops_serving.validation.to_array`) and return the model's predictions."""
+        return self.predict_validated(to_array(rows, self.columns, names))
 
     def predict_validated(self, values: np.ndarray) -> np.ndarray:
         """Predictions for rows already accepted by :func:`~kfops_serving.validation.check_numbers`.
 
-        ``values`` is float64, one column per feature, in the model's column order.
+        ``values`` is float64, one column per feature, in the model's column order; the answer is what the model's
+        own ``predict`` gives for exactly these rows.
         """
-        if self._takes_array:
-            return np.asarray(self._predict(values))
-        import pandas as pd
-
-        return np.asarray(self._predict(pd.DataFrame(values, columns=self.columns)))
+        return np.asarray(self._predict(values)).ravel()
 
 
-#: scikit-learn estimators whose ``predict`` computes each row on its own (tree ensembles and single trees).
-_ROW_BY_ROW = ("GradientBoostingRegressor", "GradientBoostingClassifier", "RandomForestRegressor",
-               "RandomForestClassifier", "ExtraTreesRegressor", "ExtraTreesClassifier", "DecisionTreeRegressor",
-               "DecisionTreeClassifier")
-
-
-def _fast_predict(model: Any, schema: Any) -> tuple[Callable[[Any], Any], bool, bool] | None:
-    """The raw estimator's predict for an all-double scikit-learn model, with two flags.
-
-    The flags: whether its rows are scored independently, and whether it takes a bare float64 array in the model's
-    column order (else it needs the named columns of a DataFrame).
-    """
+def _fast_predict(model: Any, schema: Any) -> tuple[Callable[[np.ndarray], np.ndarray], bool] | None:
+    """A cheaper equivalent of an all-double scikit-learn model's predict, and whether it claims row independence."""
     from mlflow.types import DataType
 
     if "sklearn" not in model.metadata.flavors or any(t != DataType.double for t in schema.input_types()):
@@ -78,22 +96,30 @@ def _fast_predict(model: Any, schema: Any) -> tuple[Callable[[Any], Any], bool, 
     estimator = model.get_raw_model()
     if not hasattr(estimator, "predict"):
         return None
-    rows = _row_by_row(estimator)
-    if rows is not None:
-        return rows, True, True
+    linear = _linear(estimator)
+    if linear is not None:
+        return linear, False
+    import pandas as pd
     import sklearn
 
-    def predict(frame: Any) -> Any:
+    columns = list(schema.input_names())
+    row_by_row = type(estimator).__name__ in _ROW_BY_ROW and getattr(estimator, "n_jobs", None) in (None, 1)
+
+    def predict(values: np.ndarray) -> np.ndarray:
+        # Column-major, as the pyfunc model's own DataFrame hands it to scikit-learn.
+        frame = pd.DataFrame(np.asfortranarray(values), columns=columns)
         with sklearn.config_context(assume_finite=True):
-            return estimator.predict(frame)
+            return np.asarray(estimator.predict(frame))
 
-    return predict, type(estimator).__name__ in _ROW_BY_ROW, False
+    return predict, row_by_row
 
 
-def _row_by_row(estimator: Any) -> Callable[[Any], Any] | None:
-    """``estimator.predict`` computed so that each row gets the same bits whatever rows come with it, or None.
+def _linear(estimator: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A linear regressor's predict (optionally behind StandardScaler steps of a Pipeline) without its checks, or None.
 
-    Covers a linear regressor, optionally behind StandardScaler steps of a Pipeline (element-wise, hence exact).
+    The operations are scikit-learn's own (``StandardScaler.transform``: ``X -= mean_; X /= scale_``;
+    ``LinearModel._decision_function``: ``X @ coef_ + intercept_``) on a column-major copy, which is the layout the
+    estimator receives from the pyfunc model's DataFrame.
     """
     from sklearn.base import is_regressor
     from sklearn.linear_model._base import LinearModel
@@ -110,22 +136,37 @@ def _row_by_row(estimator: Any) -> Callable[[Any], Any] | None:
     coef = getattr(final, "coef_", None)
     if not (isinstance(final, LinearModel) and is_regressor(final) and getattr(coef, "ndim", 0) == 1):
         return None
-    weights = np.asarray(coef, dtype=np.float64)
-    intercept = float(np.asarray(final.intercept_, dtype=np.float64).ravel()[0])
+    weights: Any = coef
+    intercept = final.intercept_
 
-    def predict(frame: Any) -> Any:
-        # Row-major, always: a DataFrame's values come out column-major, and einsum's loop (hence its rounding)
-        # follows the memory layout.
-        rows = np.array(frame, dtype=np.float64, order="C")
-        for mean, scale in scalers:  # StandardScaler.transform: subtract, then divide, element by element
+    def predict(values: np.ndarray) -> np.ndarray:
+        rows = np.array(values, dtype=np.float64, order="F", copy=True)
+        for mean, scale in scalers:
             if mean is not None:
                 rows -= mean
             if scale is not None:
                 rows /= scale
-        # X @ coef_ + intercept_, one dot product per row.
-        return np.einsum("ij,j->i", rows, weights) + intercept
+        return np.asarray(rows @ weights + intercept)
 
     return predict
+
+
+def _probe_rows(model: Any, width: int) -> np.ndarray:
+    """Rows to compare a fast path with the model's own predict: around the training data when it is known."""
+    estimator = model.get_raw_model()
+    steps = getattr(estimator, "steps", None)
+    first = steps[0][1] if steps else estimator
+    center = np.asarray(getattr(first, "mean_", np.zeros(width)), dtype=np.float64)
+    spread = np.asarray(getattr(first, "scale_", np.ones(width)), dtype=np.float64)
+    rng = np.random.default_rng(20_061)
+    return center + spread * rng.normal(size=(max(PROBE_SIZES), width))
+
+
+def _scores_rows_alone(predict: Callable[[np.ndarray], np.ndarray], rows: np.ndarray) -> bool:
+    """Whether each of ``rows`` scores the same bits alone as together with the others."""
+    together = np.asarray(predict(rows)).ravel()
+    return all(np.array_equal(np.asarray(predict(rows[i:i + 1])).ravel(), together[i:i + 1])
+               for i in range(rows.shape[0]))
 
 
 def load(path: str) -> Scorer:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -106,15 +107,60 @@ def read_request(request: Any) -> tuple[list[Any], list[str] | None]:
             raise InvalidInput("data.tensor needs a shape (list) and values (list)")
         shape, values = tensor["shape"], tensor["values"]
         if not shape or any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in shape) or len(shape) > 2:
-            raise InvalidInput(f"data.tensor.shape {shape} must be [rows, features] or [features]")
+            raise InvalidInput("data.tensor.shape must be [rows, features] or [features]: one or two counts")
         expected = shape[0] * (shape[1] if len(shape) == 2 else 1)
         if len(values) != expected:
-            raise InvalidInput(f"data.tensor.shape {shape} holds {expected} values, but {len(values)} were sent")
+            raise InvalidInput(f"data.tensor.shape holds {expected} values, but {len(values)} were sent")
         if any(isinstance(v, list) for v in values):
             raise InvalidInput("data.tensor.values must be a flat list of numbers")
         rows = [values] if len(shape) == 1 else [values[i * shape[1]:(i + 1) * shape[1]] for i in range(shape[0])]
         return rows, names or None
     raise InvalidInput("data must hold ndarray or tensor (this model does not read tftensor)")
+
+
+#: Metric types of the Seldon protocol's ``Metric`` message.
+METRIC_TYPES = frozenset({"COUNTER", "GAUGE", "TIMER"})
+
+
+def read_meta(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The request's ``meta`` checked against the Seldon protocol's ``Meta`` message, without its ``metrics``.
+
+    ``Meta`` is ``{puid: string, tags: map<string, Value>, routing: map<string, int32>, requestPath: map<string,
+    string>, metrics: [Metric]}`` with ``Metric = {key: string, type: COUNTER|GAUGE|TIMER, value: float, tags:
+    map<string, string>}``. Client metrics are checked and then dropped: seldon-core would record every key a client
+    invents, in every worker, for as long as the worker lives (memory and latency without bound).
+
+    Raises:
+        InvalidInput: A field of the wrong shape.
+    """
+    meta = request.get("meta")
+    if meta is None:
+        return None
+    if not isinstance(meta, dict):
+        raise InvalidInput("meta must be an object (Seldon's Meta: puid, tags, routing, requestPath, metrics)")
+    if not isinstance(meta.get("puid", ""), str):
+        raise InvalidInput("meta.puid must be a string")
+    for field, kind, check in (("tags", "any JSON values", lambda _v: True),
+                               ("routing", "integers", lambda v: type(v) is int and -2**31 <= v < 2**31),
+                               ("requestPath", "strings", lambda v: isinstance(v, str))):
+        value = meta.get(field, {})
+        if not isinstance(value, dict) or not all(check(v) for v in value.values()):
+            raise InvalidInput(f"meta.{field} must be an object whose values are {kind}")
+    metrics = meta.get("metrics", [])
+    if not isinstance(metrics, list):
+        raise InvalidInput("meta.metrics must be a list of metrics ({key, type, value, tags})")
+    for index, metric in enumerate(metrics):
+        if not isinstance(metric, dict) or not isinstance(metric.get("key"), str):
+            raise InvalidInput(f"meta.metrics[{index}] must be an object with a string key")
+        if metric.get("type", "COUNTER") not in METRIC_TYPES:
+            raise InvalidInput(f"meta.metrics[{index}].type must be COUNTER, GAUGE or TIMER")
+        value = metric.get("value")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidInput(f"meta.metrics[{index}].value must be a finite number")
+        tags = metric.get("tags", {})
+        if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+            raise InvalidInput(f"meta.metrics[{index}].tags must be an object of strings")
+    return {key: value for key, value in meta.items() if key != "metrics"}
 
 
 class KfopsModel:
@@ -188,10 +234,12 @@ class KfopsModel:
 
         try:
             rows, names = read_request(request)
+            meta = read_meta(request)
         except InvalidInput as error:
             raise SeldonMicroserviceException(str(error), status_code=400, reason="BAD_REQUEST") from None
         predictions = self.predict(rows, names)
-        return construct_response_json(self, False, request, predictions, meta=request.get("meta"))
+        # Client metrics are not passed on: seldon-core records whatever metrics a response carries.
+        return construct_response_json(self, False, request, predictions, meta=meta)
 
     def predict(self, X: Any, features_names: Any = None, meta: Any = None) -> Any:  # Seldon's argument names
         """Score a batch; a bad batch is a 400 with the reason."""

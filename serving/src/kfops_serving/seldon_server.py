@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("GUNICORN_WORKERS", "3")))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", "1")))
     parser.add_argument("--max-body-mb", type=int, default=32)
+    parser.add_argument("--read-timeout", type=float, default=30.0,
+                        help="Seconds a client has to send its whole request; then it is answered 408.")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -60,12 +62,21 @@ def main(argv: list[str] | None = None) -> None:
     metrics = SeldonMetrics(worker_id_func=os.getpid)
     app = build_app(user_model, metrics, args.max_body_mb)
     preload_libraries()
+    # Requests are read in full by each worker's event loop before a thread sees them (kfops_serving.seldon_worker):
+    # clients that stall mid-upload hold no thread and are answered 408 after --read-timeout seconds. The workers
+    # fork from this process, so they inherit these settings.
+    from kfops_serving.seldon_worker import BufferingWorker
+
+    BufferingWorker.read_timeout = args.read_timeout
+    BufferingWorker.max_body = args.max_body_mb * 1024 * 1024
     options = {
         "bind": f"{args.host}:{args.port}",
         "workers": args.workers,
         "threads": args.threads,
+        "worker_class": f"{BufferingWorker.__module__}.{BufferingWorker.__name__}",
         "timeout": 60,
-        "keepalive": 5,
+        # One request per connection, as gunicorn's sync worker (the previous one) served them.
+        "keepalive": 0,
         "loglevel": "info",
         "control_socket_disable": True,  # gunicorn 25+ would share one socket in $HOME between servers
         "post_worker_init": post_worker_init,
@@ -113,6 +124,11 @@ def build_app(user_model: Any, metrics: Any, max_body_mb: int = 32) -> Any:
     def not_json(error: json.JSONDecodeError) -> Any:
         # seldon-core parses a form or query field `json=` itself and lets the error through as a 500.
         return failure(400, "BAD_REQUEST", f"the request is not valid JSON: {error.msg} at position {error.pos}")
+
+    @app.errorhandler(RecursionError)
+    def too_deep(_error: RecursionError) -> Any:
+        # json.loads recurses once per nesting level: [[[[...]]]] deep enough is a RecursionError, a 500 otherwise.
+        return failure(400, "BAD_REQUEST", "the request nests JSON arrays or objects too deeply")
 
     @app.errorhandler(UnicodeDecodeError)
     def not_text(_error: UnicodeDecodeError) -> Any:
