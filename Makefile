@@ -19,6 +19,11 @@ SELDON_VENV := .venv-seldon
 # Which seldon-core the wrapper runs: `seldon` (1.17.1, the last Apache-2.0 release) or, only by an explicit choice,
 # `seldon-bsl` (1.19.0, Business Source License 1.1). See serving/pyproject.toml.
 SELDON_EXTRA ?= seldon
+# The benchmarks' KServe peer (KServe's Python model server) runs in its own venv: kserve pins pandas<3 and psutil<6,
+# which conflict with kfops' own. Only `make bench` makes it; the kserve version is pinned in the requirements file.
+KSERVE_PYTHON ?= $(call find_python,3.11)
+KSERVE_VENV := .venv-kserve
+KSERVE_REQUIREMENTS := benchmarks/peers/kserve-requirements.txt
 KFOPS := $(BIN)/kfops
 # State of `make demo` (the same default `kfops` uses).
 export KFOPS_STATE_DIR ?= .kfops
@@ -46,6 +51,13 @@ $(SELDON_VENV)/.installed: serving/pyproject.toml
 	test -x $(SELDON_VENV)/bin/python || $(SELDON_PYTHON) -m venv $(SELDON_VENV)
 	$(SELDON_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(SELDON_VENV)/bin/python -m pip install --quiet -e './serving[$(SELDON_EXTRA),test]'
+	touch $@
+
+$(KSERVE_VENV)/.installed: $(KSERVE_REQUIREMENTS)
+	@test -n "$(KSERVE_PYTHON)" || { echo "the benchmarks' KServe peer needs Python 3.11: put python3.11 on PATH or set KSERVE_PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(KSERVE_VENV)/bin/python || $(KSERVE_PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(KSERVE_VENV)/bin/python -m pip install --quiet -r $(KSERVE_REQUIREMENTS)
 	touch $@
 
 # The report rendering test opens the run's HTML pages in Debian's headless Chromium.
@@ -93,8 +105,8 @@ demo: venv ## Start the local platform and run the whole workflow on it (offline
 down: ## Stop every local service (data stays in $(KFOPS_STATE_DIR))
 	@if [ -x $(KFOPS) ]; then $(KFOPS) local down; else echo "no venv: nothing to stop"; fi
 
-clean: down ## Stop services, delete both venvs, the local state and everything else make and the tools created
-	rm -rf $(VENV) $(SELDON_VENV) $(KFOPS_STATE_DIR) out rendered build dist .mypy_cache .ruff_cache .pytest_cache \
+clean: down ## Stop services, delete the venvs, the local state and everything else make and the tools created
+	rm -rf $(VENV) $(SELDON_VENV) $(KSERVE_VENV) $(KFOPS_STATE_DIR) out rendered build dist .mypy_cache .ruff_cache .pytest_cache \
 		serving/.pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +
