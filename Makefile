@@ -86,7 +86,7 @@ lint: venv ## Static checks: ruff, import layers, types, hadolint on the Dockerf
 	$(BIN)/hadolint */Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
 
-bench: venv ## Regenerate every figure of benchmarks/README.md (JSON + PNG in benchmarks/figures/; about 35 min)
+bench: venv $(KSERVE_VENV)/.installed ## Regenerate every figure of benchmarks/README.md (JSON + PNG in benchmarks/figures/; about 35 min)
 	$(BIN)/python benchmarks/tuning_overhead.py
 	$(BIN)/python benchmarks/pipeline_walltime.py
 	$(BIN)/python benchmarks/serving_throughput.py
