@@ -86,10 +86,13 @@ lint: venv ## Static checks: ruff, import layers, types, hadolint on the Dockerf
 	$(BIN)/hadolint */Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
 
-bench: venv $(KSERVE_VENV)/.installed ## Regenerate every figure of benchmarks/README.md (JSON + PNG in benchmarks/figures/; about 35 min)
+# One after another on a quiet machine: each script starts what it measures on free ports, and measures side by side.
+bench: venv $(KSERVE_VENV)/.installed ## Regenerate every figure of benchmarks/README.md (JSON + PNG in benchmarks/figures/; about 45 min)
 	$(BIN)/python benchmarks/tuning_overhead.py
+	$(BIN)/python benchmarks/suite_times.py
 	$(BIN)/python benchmarks/pipeline_walltime.py
 	$(BIN)/python benchmarks/serving_throughput.py
+	$(BIN)/python benchmarks/latency.py
 	$(BIN)/python benchmarks/profile_request.py
 	$(BIN)/python benchmarks/soak.py
 

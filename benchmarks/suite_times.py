@@ -5,7 +5,7 @@ from this interpreter's environment, timed from start to exit, with pytest's ``-
 XML report from which the per-test times are summed per area (the test directory) and the slowest tests listed.
 ``make check``'s other prerequisite, ``make venv``, is a timestamp comparison when the venvs are up to date.
 
-``make test`` (every test but the kind ones, which start real services: about a quarter of an hour here) is not timed
+``make test`` (every test but the kind ones, many starting real services and whole workflows) is not timed
 by default, as ``make bench`` should not take that long; ``--full`` times its commands the same way.
 
 Writes JSON and a PNG to ``benchmarks/results/`` and publishes them to ``benchmarks/figures/suite.*`` (unless
