@@ -19,6 +19,11 @@ SELDON_VENV := .venv-seldon
 # Which seldon-core the wrapper runs: `seldon` (1.17.1, the last Apache-2.0 release) or, only by an explicit choice,
 # `seldon-bsl` (1.19.0, Business Source License 1.1). See serving/pyproject.toml.
 SELDON_EXTRA ?= seldon
+# The benchmarks' KServe peer (KServe's Python model server) runs in its own venv: kserve pins pandas<3 and psutil<6,
+# which conflict with kfops' own. Only `make bench` makes it; the kserve version is pinned in the requirements file.
+KSERVE_PYTHON ?= $(call find_python,3.11)
+KSERVE_VENV := .venv-kserve
+KSERVE_REQUIREMENTS := benchmarks/peers/kserve-requirements.txt
 KFOPS := $(BIN)/kfops
 # Tests run in two processes (one per core), each test file whole in one of them: a file's module fixtures (a
 # platform, a served model, a run) are set up once. `make test PARALLEL=` runs them in one process.
@@ -51,6 +56,13 @@ $(SELDON_VENV)/.installed: serving/pyproject.toml
 	$(SELDON_VENV)/bin/python -m pip install --quiet -e './serving[$(SELDON_EXTRA),test]'
 	touch $@
 
+$(KSERVE_VENV)/.installed: $(KSERVE_REQUIREMENTS)
+	@test -n "$(KSERVE_PYTHON)" || { echo "the benchmarks' KServe peer needs Python 3.11: put python3.11 on PATH or set KSERVE_PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(KSERVE_VENV)/bin/python || $(KSERVE_PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(KSERVE_VENV)/bin/python -m pip install --quiet -r $(KSERVE_REQUIREMENTS)
+	touch $@
+
 # The report rendering test opens the run's HTML pages in Debian's headless Chromium.
 browser: ## Install Debian's chromium for the report rendering test (once; needs root or sudo)
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
@@ -77,10 +89,13 @@ lint: venv ## Static checks: ruff, import layers, types, hadolint on the Dockerf
 	$(BIN)/hadolint */Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
 
-bench: venv ## Regenerate every figure of benchmarks/README.md (JSON + PNG in benchmarks/figures/; about 35 min)
+# One after another on a quiet machine: each script starts what it measures on free ports, and measures side by side.
+bench: venv $(KSERVE_VENV)/.installed ## Regenerate every figure of benchmarks/README.md (JSON + PNG in benchmarks/figures/; about 45 min)
 	$(BIN)/python benchmarks/tuning_overhead.py
+	$(BIN)/python benchmarks/suite_times.py
 	$(BIN)/python benchmarks/pipeline_walltime.py
 	$(BIN)/python benchmarks/serving_throughput.py
+	$(BIN)/python benchmarks/latency.py
 	$(BIN)/python benchmarks/profile_request.py
 	$(BIN)/python benchmarks/soak.py
 
@@ -96,8 +111,8 @@ demo: venv ## Start the local platform and run the whole workflow on it (offline
 down: ## Stop every local service (data stays in the state dir, KFOPS_STATE_DIR or .kfops)
 	@if [ -x $(KFOPS) ]; then $(KFOPS) local down; else echo "no venv: nothing to stop"; fi
 
-clean: down ## Stop services, delete both venvs, the local state and everything else make and the tools created
-	rm -rf $(VENV) $(SELDON_VENV) $(KFOPS_STATE_DIR) out rendered build dist .mypy_cache .ruff_cache .pytest_cache \
+clean: down ## Stop services, delete the venvs, the local state and everything else make and the tools created
+	rm -rf $(VENV) $(SELDON_VENV) $(KSERVE_VENV) $(KFOPS_STATE_DIR) out rendered build dist .mypy_cache .ruff_cache .pytest_cache \
 		serving/.pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +

@@ -84,16 +84,25 @@ def progress(message: str) -> None:
 def locust(user: str, host: str, users: int, seconds: int, prefix: Path, model: str,
            extra: Sequence[str] = ()) -> dict[str, Any]:
     """One headless Locust run of ``loadtest/locustfile.py``; its aggregated figures (good requests only when
-    malformed ones are mixed in). Locust's CSVs and HTML report are left at ``prefix``."""
+    malformed ones are mixed in). Locust's CSVs, HTML report and output are left at ``prefix``.
+
+    Raises:
+        RuntimeError: Locust recorded no request at all (nothing was measured).
+    """
     from loadtest.command import locust_command
 
-    result = subprocess.run(
-        locust_command(user, host, users, seconds, "--csv", str(prefix), "--html", f"{prefix}.html", *extra),
-        env={**os.environ, "KFOPS_MODEL_NAME": model}, cwd=prefix.parent, capture_output=True, text=True,
-        timeout=seconds + 120, check=False)
+    with open(f"{prefix}.log", "w") as log:
+        result = subprocess.run(
+            locust_command(user, host, users, seconds, "--csv", str(prefix), "--html", f"{prefix}.html", *extra),
+            env={**os.environ, "KFOPS_MODEL_NAME": model}, cwd=prefix.parent, stdout=log, stderr=subprocess.STDOUT,
+            timeout=seconds + 120, check=False)
     with open(f"{prefix}_stats.csv") as handle:
         rows = {row["Name"]: row for row in csv.DictReader(handle)}
-    good = next(row for name, row in rows.items() if name not in ("Aggregated",) and "(malformed)" not in name)
+    good = next((row for name, row in rows.items() if name not in ("Aggregated",) and "(malformed)" not in name),
+                None)
+    if good is None:
+        raise RuntimeError(f"Locust ({user} against {host}) recorded no request in {seconds} s (exit code "
+                           f"{result.returncode}): its output is in {prefix}.log")
     malformed = next((row for name, row in rows.items() if "(malformed)" in name), None)
     return {"requests": int(good["Request Count"]), "failures": int(good["Failure Count"]),
             "rps": float(good["Requests/s"]), "p50_ms": float(good["50%"]), "p95_ms": float(good["95%"]),

@@ -1,120 +1,42 @@
 """Serving throughput and latency, side by side in one run: kfops against peers tuned as a user would tune them.
 
-Targets, all serving the same registered wine-quality ElasticNet (one model directory):
-- kfops v2: MLServer with the kfops runtime, default settings (every request validated and answered alone);
-- kfops v1: the seldon-core wrapper, default settings;
-- kfops v2 over gRPC: the same MLServer's Open Inference gRPC port (Locust user ``OpenInferenceGrpcUser``);
-- ``mlflow models serve --env-manager local`` with as many uvicorn workers as cores (its default is one);
-- stock MLServer 1.7.1 with its MLflow runtime and default settings (one input per column, as it expects);
-- the stock ``seldon-core-microservice`` with a user's ten-line MLflow class (``peers/MlflowModel.py``), at its
-  default settings and with as many gunicorn workers as cores;
-- the ceiling: a constant-answer ASGI app under uvicorn with as many workers as cores (parses the JSON body only).
+The targets (kfops v2 over HTTP and gRPC, kfops v1, `mlflow models serve`, stock MLServer, the stock seldon-core
+microservice, KServe's model server and the ceiling) are started by :mod:`benchmarks.targets`, which says how each is
+tuned; before any load every model server must answer the same prediction for the same row.
 
 Locust headless (``FastHttpUser``, closed loop, one real dataset row per request; ``loadtest/``), the targets
-interleaved, on the same cores as the servers. Writes JSON and a PNG of the same table to ``benchmarks/results/``.
-Usage::
+one after another, on the same cores as the servers. Writes JSON and a PNG of the same table to
+``benchmarks/results/`` and publishes them to ``benchmarks/figures/serving.*`` (unless ``--no-publish``). Usage::
 
-    .venv/bin/python benchmarks/serving_throughput.py [--seconds 20] [--users 20]
+    .venv/bin/python benchmarks/serving_throughput.py [--seconds 20] [--users 20] [--no-publish]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import platform
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import BIN, Served, locust, output_dir, print_table, progress, publish, served_wine_model
-from kfops.base.paths import REPO_ROOT
-
-PEERS = REPO_ROOT / "benchmarks" / "peers"
-SELDON_BIN = REPO_ROOT / ".venv-seldon" / "bin"
-CORES = os.cpu_count() or 1
-KFOPS_V2, KFOPS_V1 = "kfops v2 (MLServer + kfops runtime)", "kfops v1 (seldon-core wrapper)"
-KFOPS_GRPC = "kfops v2 over gRPC (same MLServer)"
-MLFLOW = f"mlflow models serve, {CORES} workers"
-STOCK_MLSERVER = "stock MLServer 1.7.1 + MLflow runtime, defaults"
-STOCK_SELDON, STOCK_SELDON_TUNED = ("stock seldon-core-microservice, defaults",
-                                    f"stock seldon-core-microservice, {CORES} workers")
-CEILING = f"ceiling: constant-answer ASGI app, {CORES} workers"
-
-
-def free_port() -> int:
-    from infra.local.processes import free_port as free
-
-    return free()
-
-
-@contextlib.contextmanager
-def process(argv: list[str], port: int, ready_path: str, *, env: dict[str, str] | None = None,
-            cwd: Path | None = None, log: Path) -> Iterator[None]:
-    """Run a peer as kfops runs its own services (its own process group, ready-checked, stopped as a group)."""
-    from infra.local.processes import ServiceSpec, start_service, stop_service
-
-    url = f"http://127.0.0.1:{port}"
-    spec = ServiceSpec(name=log.stem, title=log.stem, argv=argv, env=env or {}, ports={"http": port},
-                       ready_url=f"{url}{ready_path}", url=url, cwd=cwd)
-    record = start_service(spec, log, timeout=180, grace=20)
-    try:
-        yield
-    finally:
-        stop_service(record, grace=20)
-
-
-@contextlib.contextmanager
-def peers(served: Served) -> Iterator[dict[str, tuple[str, str]]]:
-    """Start every peer on free ports; yield ``{target: (Locust user class, host)}`` including kfops' own."""
-    from kfops_serving.protocols import served_model_name
-
-    work = served.workdir
-    env = {"PATH": f"{BIN}:{os.environ['PATH']}"}
-    ports = {name: free_port() for name in ("mlflow", "mlserver", "seldon", "seldon-tuned", "ceiling")}
-    stock_repo = work / "stock-mlserver"
-    stock_repo.mkdir()
-    name = served_model_name(served.model_name)
-    (stock_repo / "settings.json").write_text(json.dumps({
-        "host": "127.0.0.1", "http_port": ports["mlserver"], "grpc_port": free_port(), "metrics_port": free_port()}))
-    (stock_repo / "model-settings.json").write_text(json.dumps({
-        "name": name, "implementation": "mlserver_mlflow.MLflowRuntime", "parameters": {"uri": served.model_dir}}))
-    seldon_env = {"MODEL_DIR": served.model_dir, "PATH": f"{SELDON_BIN}:{os.environ['PATH']}"}
-
-    def seldon(port: int, *extra: str) -> list[str]:
-        return [str(SELDON_BIN / "seldon-core-microservice"), "MlflowModel", "--http-port", str(port),
-                "--grpc-port", str(free_port()), "--metrics-port", str(free_port()), *extra]
-
-    with contextlib.ExitStack() as stack:
-        progress("starting the peers")
-        stack.enter_context(process(
-            [str(BIN / "mlflow"), "models", "serve", "-m", served.model_dir, "--env-manager", "local",
-             "-h", "127.0.0.1", "-p", str(ports["mlflow"]), "-w", str(CORES)],
-            ports["mlflow"], "/ping", env=env, log=work / "mlflow-serve.log"))
-        stack.enter_context(process([str(BIN / "mlserver"), "start", str(stock_repo)], ports["mlserver"],
-                                    f"/v2/models/{name}/ready", env=env, log=work / "stock-mlserver.log"))
-        stack.enter_context(process(seldon(ports["seldon"]), ports["seldon"], "/health/ping", env=seldon_env,
-                                    cwd=PEERS, log=work / "stock-seldon.log"))
-        stack.enter_context(process(seldon(ports["seldon-tuned"], "--workers", str(CORES)), ports["seldon-tuned"],
-                                    "/health/ping", env=seldon_env, cwd=PEERS, log=work / "stock-seldon-tuned.log"))
-        stack.enter_context(process(
-            [str(BIN / "uvicorn"), "ceiling:app", "--app-dir", str(PEERS), "--host", "127.0.0.1",
-             "--port", str(ports["ceiling"]), "--workers", str(CORES), "--no-access-log", "--log-level", "warning"],
-            ports["ceiling"], "/", log=work / "ceiling.log"))
-        yield {
-            KFOPS_V2: ("OpenInferenceUser", served.host("v2")),
-            KFOPS_V1: ("SeldonUser", served.host("v1")),
-            KFOPS_GRPC: ("OpenInferenceGrpcUser", served.host("v2-grpc")),
-            MLFLOW: ("MlflowServeUser", f"http://127.0.0.1:{ports['mlflow']}"),
-            STOCK_MLSERVER: ("StockMLServerUser", f"http://127.0.0.1:{ports['mlserver']}"),
-            STOCK_SELDON: ("SeldonUser", f"http://127.0.0.1:{ports['seldon']}"),
-            STOCK_SELDON_TUNED: ("SeldonUser", f"http://127.0.0.1:{ports['seldon-tuned']}"),
-            CEILING: ("OpenInferenceUser", f"http://127.0.0.1:{ports['ceiling']}"),
-        }
+from benchmarks.common import locust, output_dir, print_table, progress, publish, served_wine_model
+from benchmarks.targets import (
+    CEILING,
+    CORES,
+    KFOPS_GRPC,
+    KFOPS_V1,
+    KFOPS_V2,
+    KSERVE,
+    MLFLOW,
+    STOCK_MLSERVER,
+    STOCK_SELDON,
+    STOCK_SELDON_TUNED,
+    check_predictions,
+    peers,
+)
 
 
 def goals(cells: dict[str, dict[str, Any]]) -> dict[str, bool]:
@@ -130,6 +52,20 @@ def goals(cells: dict[str, dict[str, Any]]) -> dict[str, bool]:
         "v1 >= 1.5x the stock microservice at its best": v1["rps"] >= 1.5 * best_seldon["rps"],
         "v1 p99 below the stock microservice's at its best": v1["p99_ms"] < best_seldon["p99_ms"],
     }
+
+
+def ratios(cells: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """kfops' throughput against each peer's (x times) on one run's figures; None where the peer served nothing."""
+    def times(ours: float, theirs: float) -> float | None:
+        return ours / theirs if theirs else None
+
+    best_seldon = max(cells[STOCK_SELDON]["rps"], cells[STOCK_SELDON_TUNED]["rps"])
+    v2, v1 = cells[KFOPS_V2]["rps"], cells[KFOPS_V1]["rps"]
+    return {"v2 / mlflow models serve": times(v2, cells[MLFLOW]["rps"]),
+            "v2 / stock MLServer": times(v2, cells[STOCK_MLSERVER]["rps"]),
+            "v2 / KServe ModelServer": times(v2, cells[KSERVE]["rps"]),
+            "v2 / ceiling": times(v2, cells[CEILING]["rps"]),
+            "v1 / stock microservice at its best": times(v1, best_seldon)}
 
 
 def plot(cells: dict[str, dict[str, Any]], title: str, path: Path) -> None:
@@ -160,24 +96,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--no-publish", action="store_true",
+                        help="Leave benchmarks/figures/ as it is (for short trial runs).")
     args = parser.parse_args()
 
     out = output_dir("serving")
     cells: dict[str, dict[str, Any]] = {}
     with served_wine_model() as served, peers(served) as targets:
+        predictions = check_predictions(targets, served.model_name)
         for index, (name, (user, host)) in enumerate(targets.items(), 1):
             progress(f"[{index}/{len(targets)}] {name}: {args.users} users, {args.seconds} s")
             cells[name] = locust(user, host, args.users, args.seconds, out / f"target-{index}", served.model_name)
     machine = f"{platform.machine()}, {CORES} cores, Python {platform.python_version()}"
     title = (f"{machine}; Locust FastHttpUser closed loop, {args.users} users, {args.seconds} s per target, "
              "1 row per request")
-    verdicts = goals(cells)
+    verdicts, compared = goals(cells), ratios(cells)
     (out / "serving.json").write_text(json.dumps({"command": " ".join(["benchmarks/serving_throughput.py",
                                                                        *sys.argv[1:]]),
                                                   "machine": machine, "users": args.users, "seconds": args.seconds,
-                                                  "results": cells, "goals": verdicts}, indent=1))
+                                                  "results": cells, "goals": verdicts, "ratios": compared,
+                                                  "predictions_of_the_first_row": predictions}, indent=1))
     plot(cells, title, out / "serving.png")
-    publish(out, "serving")
+    if not args.no_publish:
+        publish(out, "serving")
 
     ceiling = cells[CEILING]["rps"]
     print(f"\n{title}\n")
@@ -185,6 +126,8 @@ def main() -> int:
                 ((name, f"{cell['rps']:.0f}", f"{cell['p50_ms']:.0f}", f"{cell['p99_ms']:.0f}", cell["failures"],
                   f"{cell['rps'] / ceiling:.0%}") for name, cell in cells.items()))
     print()
+    for pair, ratio in compared.items():
+        print(f"  {pair}: {'-' if ratio is None else f'{ratio:.2f}x'}")
     for goal, met in verdicts.items():
         print(f"  {'met ' if met else 'MISS'} {goal}")
     print(f"\nwritten: {out / 'serving.json'}, {out / 'serving.png'} and Locust's reports in {out}")
