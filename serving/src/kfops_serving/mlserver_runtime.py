@@ -8,8 +8,9 @@ other model (linear ones: BLAS rounds a row by its neighbours) is scored one req
 batching (which merges requests before anyone validates them, so one bad request fails or corrupts its neighbours)
 stays off.
 
-Answers carry one output named and shaped as the model's metadata declares it (``output-0``, ``[rows]``, FP64), so a
-client asking for the declared output gets it.
+Answers carry the output the model's metadata declares (``output-0``, ``[rows]``): FP64 for numbers, BYTES for a
+classifier's labels; a classifier also answers its ``predict_proba`` when the request asks for that output (see
+:mod:`kfops_serving.outputs`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from mlserver.handlers import custom_handler
 from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse, ResponseOutput
 from mlserver_mlflow import MLflowRuntime
 
-from kfops_serving import mlflow_scoring
+from kfops_serving import mlflow_scoring, outputs
 from kfops_serving.scoring import Scorer
 from kfops_serving.validation import MAX_ROWS, InvalidInput, check_numbers, kind_of
 
@@ -227,6 +228,10 @@ class KfopsMLflowRuntime(MLflowRuntime):
             raise InferenceError(f"model {self.name}: {error}") from error
         declared = self.outputs[0] if self.outputs else None
         self._output_name = declared.name if declared else "output-0"
+        # A text output (a classifier's labels) is answered, and declared, as BYTES; numbers as FP64.
+        self._labels = outputs.declares_labels(self._model.metadata.get_output_schema())
+        if declared is not None and self._labels:
+            declared.datatype = "BYTES"
         self._coalescer = Coalescer(self._scorer.predict_validated)
         return loaded
 
@@ -267,10 +272,8 @@ class KfopsMLflowRuntime(MLflowRuntime):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         """Validate this request alone, then score it (coalesced with others); invalid input is a 400."""
         try:
-            unknown = [o for o in payload.outputs or [] if o.name != self._output_name]
-            if unknown:
-                raise InvalidInput(f"the model has one output, {self._output_name}: {len(unknown)} of the requested "
-                                   "outputs are not it")
+            wanted = outputs.requested([o.name for o in payload.outputs or []], self._output_name,
+                                       classifier=self._scorer.classes is not None)
             rows = decode(payload, self._scorer.columns)
             if rows.shape[0] == 0:
                 raise InvalidInput("the batch is empty: send at least one row")
@@ -279,11 +282,15 @@ class KfopsMLflowRuntime(MLflowRuntime):
                                    "carry")
         except InvalidInput as error:
             raise InferenceError(str(error)) from None
-        predictions = await self._score(rows)
-        return InferenceResponse(
-            model_name=self.name, model_version=self.version, id=payload.id,
-            outputs=[ResponseOutput(name=self._output_name, shape=[int(predictions.shape[0])], datatype="FP64",
-                                    data=predictions.tolist())])
+        answers = []
+        for name in wanted:
+            if name == outputs.PROBABILITIES:
+                assert self._scorer.classes is not None  # outputs.requested refused it otherwise
+                answer = outputs.probabilities_output(self._scorer.probabilities(rows), self._scorer.classes)
+            else:
+                answer = outputs.prediction_output(name, await self._score(rows), self._labels)
+            answers.append(ResponseOutput(**answer))
+        return InferenceResponse(model_name=self.name, model_version=self.version, id=payload.id, outputs=answers)
 
 
 def _scoring_error(status: int, message: str, code: str = "BAD_REQUEST") -> Response:

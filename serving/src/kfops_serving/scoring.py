@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from kfops_serving.validation import to_array
+from kfops_serving.validation import InvalidInput, to_array
 
 #: Rows of each probe batch a fast path is checked on at load time (odd and even sizes around BLAS block sizes).
 PROBE_SIZES = (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 257, 1000)
@@ -54,6 +54,11 @@ class Scorer:
         self.model = model
         self.columns: list[str] = list(schema.input_names())
         self._predict: Callable[[np.ndarray], np.ndarray] = self.own_predict
+        #: The classifier's classes in the order of its ``predict_proba`` columns; None for any other model.
+        self.classes: list[Any] | None = None
+        self._proba: Callable[..., Any] | None = _predict_proba(model)
+        if self._proba is not None:
+            self.classes = np.asarray(model.get_raw_model().classes_).tolist()
         #: Whether a fast path replaces ``PyFuncModel.predict`` (it gave the same bits on every probe batch).
         self.fast = False
         #: Whether a row's prediction is the same bits whatever rows are scored with it (rows may be coalesced).
@@ -74,6 +79,22 @@ class Scorer:
 
         return np.asarray(self.model.predict(pd.DataFrame(values, columns=self.columns))).ravel()
 
+    def probabilities(self, values: np.ndarray) -> np.ndarray:
+        """The classifier's own ``predict_proba`` for rows already validated: ``(rows, classes)``, float64.
+
+        What the estimator inside the MLflow model answers for a DataFrame of exactly these rows, with the
+        signature's columns (each request alone: never coalesced).
+
+        Raises:
+            InvalidInput: The model gives no class probabilities (a regressor).
+        """
+        if self._proba is None:
+            raise InvalidInput("this model gives no class probabilities (it is not a classifier): ask only for its "
+                               "predictions")
+        import pandas as pd
+
+        return np.asarray(self._proba(pd.DataFrame(values, columns=self.columns)), dtype=np.float64)
+
     def score(self, rows: Any, names: Sequence[str] | None = None) -> np.ndarray:
         """Validate ``rows`` (see :func:`~kfops_serving.validation.to_array`) and return the model's predictions."""
         return self.predict_validated(to_array(rows, self.columns, names))
@@ -85,6 +106,22 @@ class Scorer:
         own ``predict`` gives for exactly these rows.
         """
         return np.asarray(self._predict(values)).ravel()
+
+
+def _predict_proba(model: Any) -> Callable[..., Any] | None:
+    """The ``predict_proba`` of the scikit-learn classifier an MLflow model wraps, or None."""
+    if "sklearn" not in model.metadata.flavors:
+        return None
+    try:
+        estimator = model.get_raw_model()
+    except Exception:  # a pyfunc without a raw model: no probabilities
+        return None
+    from sklearn.base import is_classifier
+
+    if not is_classifier(estimator) or not hasattr(estimator, "predict_proba") or \
+            getattr(estimator, "classes_", None) is None:
+        return None
+    return estimator.predict_proba
 
 
 def _fast_predict(model: Any, schema: Any) -> tuple[Callable[[np.ndarray], np.ndarray], bool] | None:
