@@ -131,3 +131,62 @@ def test_large_integers_within_a_doubles_range_are_numbers(wrapper: tuple[Any, A
     expected = model.served.scorer.own_predict(np.array([[0.2, float(big), 0.6]]))
     assert answer.get_json()["data"]["ndarray"] == expected.tolist()
 
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+    from seldon_core.metrics import SeldonMetrics
+    from sklearn.ensemble import RandomForestClassifier
+    from test_outputs import saved_classifier
+
+    from kfops_serving.seldon_model import KfopsModel
+    from kfops_serving.seldon_server import build_app
+
+    path = saved_classifier(tmp_path_factory.mktemp("classifier"),
+                            RandomForestClassifier(n_estimators=10, random_state=0, n_jobs=1))
+    model = KfopsModel(model_uri=str(path), model_name="iris", model_version="1")
+    model.load()
+    metrics = SeldonMetrics(worker_id_func=os.getpid)
+    try:
+        yield build_app(model, metrics).test_client(), model
+    finally:
+        metrics._manager.shutdown()
+
+
+IRIS_ROWS = [[0.1, -0.3, 0.9, 1.2], [-1.0, 0.2, 0.0, 0.4], [1.5, 1.5, -0.2, 0.7]]
+
+
+def test_a_classifier_answers_its_labels(classifier: tuple[Any, Any]) -> None:
+    client, model = classifier
+    answer = post(client, {"data": {"ndarray": IRIS_ROWS}})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.get_json()["data"]["ndarray"] == [str(label) for label in
+                                                    model.served.scorer.own_predict(np.array(IRIS_ROWS))]
+
+
+@pytest.mark.parametrize("form", ["ndarray", "tensor"])
+def test_a_classifier_answers_its_own_predict_proba_when_the_tags_ask(classifier: tuple[Any, Any], form: str) -> None:
+    import pandas as pd
+
+    client, model = classifier
+    data = {"ndarray": IRIS_ROWS} if form == "ndarray" else \
+        {"tensor": {"shape": [3, 4], "values": [v for row in IRIS_ROWS for v in row]}}
+    answer = post(client, {"meta": {"tags": {"predict_proba": True}}, "data": data})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    raw = model.served.scorer.model.get_raw_model()
+    own = raw.predict_proba(pd.DataFrame(IRIS_ROWS, columns=model.served.scorer.columns))
+    body = answer.get_json()["data"]
+    assert body["names"] == [str(c) for c in raw.classes_]
+    got = body["ndarray"] if form == "ndarray" else np.reshape(body["tensor"]["values"], body["tensor"]["shape"])
+    assert np.asarray(got, dtype=np.float64).tobytes() == np.asarray(own, dtype=np.float64).tobytes()
+
+
+def test_probabilities_of_a_regressor_or_a_tag_that_is_not_a_boolean_are_400s(
+        wrapper: tuple[Any, Any, Any], classifier: tuple[Any, Any]) -> None:
+    regressor = wrapper[0]
+    answer = post(regressor, {"meta": {"tags": {"predict_proba": True}}, "data": {"ndarray": [ROW]}})
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    assert "not a classifier" in answer.get_json()["status"]["info"]
+    answer = post(classifier[0], {"meta": {"tags": {"predict_proba": MARKER}}, "data": {"ndarray": IRIS_ROWS}})
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    assert MARKER not in answer.get_data(as_text=True)

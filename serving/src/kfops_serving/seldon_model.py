@@ -3,7 +3,9 @@
 It reads the request itself (``predict_raw``): ``data.ndarray`` (rows) or ``data.tensor`` (shape and values), with
 optional ``names``; anything else, ragged rows, a shape its values do not fill, or ``"data": null`` is a 400 naming
 the problem, where seldon-core's own parsing would answer 500. The answer has seldon-core's shape (its
-``construct_response_json``) with the model's name and version in ``meta.tags``.
+``construct_response_json``) with the model's name and version in ``meta.tags``. With ``meta.tags.predict_proba:
+true`` a classifier answers its own ``predict_proba`` instead, with ``names`` its classes (see
+:mod:`kfops_serving.outputs`).
 
 On a cluster Seldon's storage initializer downloads the model to ``/mnt/models`` and the serving image runs
 ``python -m kfops_serving.seldon_server`` (seldon-core's server for this class). Locally the same class is given a
@@ -25,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kfops_serving import outputs
 from kfops_serving.scoring import Scorer
 from kfops_serving.scoring import load as load_scorer
-from kfops_serving.validation import InvalidInput
+from kfops_serving.validation import InvalidInput, to_array
 
 logger = logging.getLogger(__name__)
 
@@ -235,23 +238,39 @@ class KfopsModel:
         try:
             rows, names = read_request(request)
             meta = read_meta(request)
+            probabilities = outputs.wants_probabilities(meta)
         except InvalidInput as error:
             raise SeldonMicroserviceException(str(error), status_code=400, reason="BAD_REQUEST") from None
-        predictions = self.predict(rows, names)
-        # Client metrics are not passed on: seldon-core records whatever metrics a response carries.
-        return construct_response_json(self, False, request, predictions, meta=meta)
+        if not probabilities:
+            predictions = self.predict(rows, names)
+            # Client metrics are not passed on: seldon-core records whatever metrics a response carries.
+            return construct_response_json(self, False, request, predictions, meta=meta)
+        served = self._served()
+        try:
+            answer = served.scorer.probabilities(to_array(rows, served.scorer.columns, names))
+        except InvalidInput as error:
+            raise SeldonMicroserviceException(str(error), status_code=400, reason="BAD_REQUEST") from None
+        response = construct_response_json(self, False, request, answer, meta=meta)
+        response["data"]["names"] = outputs.class_names(served.scorer.classes or [])
+        return response
 
     def predict(self, X: Any, features_names: Any = None, meta: Any = None) -> Any:  # Seldon's argument names
         """Score a batch; a bad batch is a 400 with the reason."""
         from seldon_core.flask_utils import SeldonMicroserviceException
 
-        served = self.served
-        if served is None:
-            raise SeldonMicroserviceException("the model is not loaded yet", status_code=503, reason="NOT_READY")
+        served = self._served()
         try:
             return served.scorer.score(X, features_names)
         except InvalidInput as error:
             raise SeldonMicroserviceException(str(error), status_code=400, reason="BAD_REQUEST") from None
+
+    def _served(self) -> Served:
+        from seldon_core.flask_utils import SeldonMicroserviceException
+
+        served = self.served
+        if served is None:
+            raise SeldonMicroserviceException("the model is not loaded yet", status_code=503, reason="NOT_READY")
+        return served
 
     def health_status(self) -> dict[str, str]:
         """Readiness answer: which model and version this worker serves."""
