@@ -3,7 +3,8 @@
 The run ingests the copy of iris that ships inside scikit-learn (``package://sklearn.datasets/data/iris.csv``, whose
 first row is ``150,4,setosa,versicolor,virginica``) with the same ingest step as any URL, tunes a random forest on
 accuracy, registers and promotes it, and serves it on both protocols. A classifier's answer is the class label: the
-species name. Local target only, on a platform of its own, so the session platform's champion is left alone.
+species name (BYTES over v2), and its own ``predict_proba`` when the request asks for it. Local target only, on a
+platform of its own, so the session platform's champion is left alone.
 """
 
 from __future__ import annotations
@@ -114,9 +115,6 @@ def test_the_summarys_example_requests_send_iris_rows_and_get_a_species(outcome:
         assert len(labels) == 1, answer
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="needs a serving/src change: answer a model with a string output signature as datatype "
-                          "BYTES over v2 HTTP and gRPC (today FP64)")
 def test_v2_declares_class_labels_as_bytes_over_http_and_grpc(outcome: RunSummary) -> None:
     import grpc
     import requests
@@ -146,6 +144,68 @@ def test_v2_declares_class_labels_as_bytes_over_http_and_grpc(outcome: RunSummar
     except grpc.RpcError as error:
         problems.append(f"gRPC fails: {error.code()} {error.details()}")
     assert not problems, problems
+
+
+def _own_probabilities(outcome: RunSummary, rows: list[list[float]]) -> tuple[list[float], list[str]]:
+    """The champion's own ``predict_proba`` for ``rows`` (flat, row-major) and its classes."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    model = mlflow.pyfunc.load_model(outcome.champion_uri)
+    columns = model.metadata.get_input_schema().input_names()
+    raw = model.get_raw_model()
+    return raw.predict_proba(pd.DataFrame(rows, columns=columns)).ravel().tolist(), [str(c) for c in raw.classes_]
+
+
+def test_probabilities_when_asked_are_the_champions_own_predict_proba_on_every_protocol(outcome: RunSummary) -> None:
+    import grpc
+    import requests
+    from mlserver.grpc import dataplane_pb2 as pb
+    from mlserver.grpc import dataplane_pb2_grpc
+
+    from kfops_serving.protocols import served_model_name
+    from loadtest.payloads import open_inference_grpc
+
+    rows, labels = _champion_and_rows(outcome)
+    expected, classes = _own_probabilities(outcome, rows)
+    assert sorted(classes) == sorted(SPECIES)
+    flat = [value for row in rows for value in row]
+    v2 = requests.post(outcome.serving.endpoints["v2"], timeout=60, json={
+        "inputs": [{"name": "input-0", "shape": [len(rows), 4], "datatype": "FP64", "data": flat}],
+        "outputs": [{"name": "predict_proba"}, {"name": "output-0"}]})
+    assert v2.status_code == 200, v2.text
+    proba, predicted = v2.json()["outputs"]
+    assert (proba["name"], proba["datatype"], proba["shape"]) == ("predict_proba", "FP64", [len(rows), 3])
+    assert proba["data"] == expected, "bit for bit: JSON carries a double's shortest exact form"
+    assert json.loads(proba["parameters"]["classes"]) == classes
+    assert (predicted["datatype"], predicted["data"]) == ("BYTES", labels)
+
+    request = open_inference_grpc(rows, served_model_name(outcome.training.model))
+    request.outputs.append(pb.ModelInferRequest.InferRequestedOutputTensor(name="predict_proba"))
+    with grpc.insecure_channel(outcome.serving.endpoints["v2-grpc"].removeprefix("grpc://")) as channel:
+        [output] = dataplane_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=60).outputs
+    assert (output.name, output.datatype, list(output.shape)) == ("predict_proba", "FP64", [len(rows), 3])
+    assert list(output.contents.fp64_contents) == expected
+    assert json.loads(output.parameters["classes"].string_param) == classes
+
+    v1 = requests.post(outcome.serving.endpoints["v1"], timeout=60,
+                       json={"meta": {"tags": {"predict_proba": True}}, "data": {"ndarray": rows}})
+    assert v1.status_code == 200, v1.text
+    assert v1.json()["data"]["names"] == classes
+    assert [value for row in v1.json()["data"]["ndarray"] for value in row] == expected
+
+
+def test_asking_for_an_output_the_classifier_does_not_have_is_a_400(outcome: RunSummary) -> None:
+    import requests
+
+    rows, _ = _champion_and_rows(outcome)
+    marker = "ZZ-client-text-ZZ"
+    answer = requests.post(outcome.serving.endpoints["v2"], timeout=60, json={
+        "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": rows[0]}],
+        "outputs": [{"name": marker}]})
+    assert answer.status_code == 400, answer.text
+    assert "predict_proba" in answer.text
+    assert marker not in answer.text
 
 
 def test_the_cli_runs_iris_and_prints_every_url_and_path_whole(platform: LocalPlatform) -> None:
