@@ -393,3 +393,32 @@ def test_client_chosen_metric_keys_do_not_grow_the_v1_servers_memory(serving: Lo
     send(200, 1000)
     grown = _tree_rss(record.pid) - before
     assert grown < 8 * 2**20, f"the wrapper grew by {grown / 2**20:.1f} MiB"
+
+
+def test_a_regressor_asked_for_probabilities_answers_400_on_every_protocol(serving: LocalServing) -> None:
+    # The served wine model is an ElasticNet: it has no classes, hence no predict_proba.
+    import grpc
+    from mlserver.grpc import dataplane_pb2 as pb
+    from mlserver.grpc import dataplane_pb2_grpc
+
+    from kfops_serving.protocols import served_model_name
+    from loadtest.payloads import open_inference_grpc
+
+    body = {"inputs": [{"name": "input-0", "shape": [1, 11], "datatype": "FP64", "data": TUTORIAL_ROW}],
+            "outputs": [{"name": "predict_proba"}]}
+    answer = requests.post(serving.endpoints(NAME)["v2"], json=body, timeout=60)
+    assert answer.status_code == 400, answer.text
+    assert "not a classifier" in answer.json()["error"]
+    request = open_inference_grpc([TUTORIAL_ROW], served_model_name(NAME))
+    request.outputs.append(pb.ModelInferRequest.InferRequestedOutputTensor(name="predict_proba"))
+    target = serving.endpoints(NAME)["v2-grpc"].removeprefix("grpc://")
+    with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as refused:
+        dataplane_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=60)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
+    assert "not a classifier" in (refused.value.details() or "")
+    answer = v1(serving, json.dumps({"meta": {"tags": {"predict_proba": True}},
+                                     "data": {"ndarray": [TUTORIAL_ROW]}}).encode())
+    assert answer.status_code == 400, answer.text
+    assert "not a classifier" in answer.json()["status"]["info"]
+    v2_predictions(v2(serving, open_inference_v2([TUTORIAL_ROW])))
+    v1_predictions(v1(serving, seldon_v1([TUTORIAL_ROW])))

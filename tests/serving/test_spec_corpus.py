@@ -156,6 +156,8 @@ def v2_bodies() -> list[tuple[str, bytes | str, str]]:
         ("outputs a string", json.dumps({"inputs": [good], "outputs": MARKER}), "application/json"),
         ("an output the model does not have", json.dumps({"inputs": [good], "outputs": [{"name": MARKER}]}),
          "application/json"),
+        ("probabilities of a regressor", json.dumps({"inputs": [good], "outputs": [{"name": "predict_proba"}]}),
+         "application/json"),
     ]
 
 
@@ -196,6 +198,10 @@ def v1_bodies() -> list[tuple[str, bytes | str, str]]:
          "application/json"),
         ("a metric without a value", json.dumps({"meta": {"metrics": [{"key": MARKER}]}, "data": {"ndarray": [ROW]}}),
          "application/json"),
+        ("meta.tags.predict_proba not a boolean", json.dumps({"meta": {"tags": {"predict_proba": MARKER}},
+                                                              "data": {"ndarray": [ROW]}}), "application/json"),
+        ("probabilities of a regressor", json.dumps({"meta": {"tags": {"predict_proba": True}},
+                                                     "data": {"ndarray": [ROW]}}), "application/json"),
     ]
 
 
@@ -326,6 +332,8 @@ def grpc_corpus(model: str) -> list[tuple[str, Any, str]]:
         ("two raw entries for one input", infer(bare, raw_input_contents=[struct.pack("<11d", *ROW)] * 2), invalid),
         ("an output the model does not have",
          infer(good, outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name=MARKER)]), invalid),
+        ("probabilities of a regressor",
+         infer(good, outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="predict_proba")]), invalid),
         ("a model that is not served", pb.ModelInferRequest(model_name=MARKER, inputs=[good]), "NOT_FOUND"),
         ("a version that is not served", infer(good, model_version=MARKER), "NOT_FOUND"),
     ]
