@@ -131,3 +131,15 @@ def test_large_integers_within_a_doubles_range_are_numbers(wrapper: tuple[Any, A
     expected = model.served.scorer.own_predict(np.array([[0.2, float(big), 0.6]]))
     assert answer.get_json()["data"]["ndarray"] == expected.tolist()
 
+
+
+def test_no_private_network_access_is_granted(wrapper: tuple[Any, Any, Any]) -> None:
+    """A public page's preflight to the wrapper (on 127.0.0.1 locally) is never told private-network access is fine.
+
+    flask-cors < 4.0.2 answered it by default (GHSA-hxwh-jpp2-84pm); seldon-core pins flask-cors < 4.
+    """
+    client, _, _ = wrapper
+    answer = client.options("/api/v1.0/predictions", headers={
+        "Origin": "https://public.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Private-Network": "true"})
+    assert "Access-Control-Allow-Private-Network" not in answer.headers
