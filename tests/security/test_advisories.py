@@ -63,7 +63,8 @@ def affected(row: dict, installed_version: str) -> bool:
 @pytest.mark.parametrize("row", advisories(), ids=lambda row: f"{row['package']}-{row['id']}")
 def test_no_applicable_advisory_affects_what_is_installed(row: dict) -> None:
     assert row["verdict"] in VERDICTS, row["id"]
-    assert row["reason"].strip() and row["source"].strip() and row["served"].strip(), row["id"]
+    for key in ("reason", "source", "served"):
+        assert row[key].strip(), (row["id"], key)
     for environment in row["environments"]:
         found = installed(environment).get(row["package"])
         if found is None:
