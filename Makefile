@@ -41,19 +41,24 @@ help: ## Show the targets
 venv: $(VENV)/.installed $(SELDON_VENV)/.installed ## Create or update both virtual environments (idempotent)
 
 # Rebuilt only when the pinned dependencies change.
-$(VENV)/.installed: pyproject.toml serving/pyproject.toml
+# The overrides go in after the pins, over MLServer 1.7.1's fastapi<0.116 (its last release): that pin holds Starlette
+# below the release that fixes CVE-2026-48710. pip reports the broken pin once; docs/security.md says why.
+$(VENV)/.installed: pyproject.toml serving/pyproject.toml requirements-overrides.txt
 	@test -n "$(PYTHON)" || { echo "kfops needs Python 3.11: put python3.11 on PATH or set PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e './serving[mlserver]' -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r requirements-overrides.txt
 	touch $@
 
-$(SELDON_VENV)/.installed: serving/pyproject.toml
+# The wrapper's overrides (gunicorn over seldon-core 1.17.1's <20.2 pin) go in after it, as in serving/Dockerfile.
+$(SELDON_VENV)/.installed: serving/pyproject.toml serving/requirements-overrides-seldon.txt
 	@test -n "$(SELDON_PYTHON)" || { echo "the seldon-core wrapper needs Python 3.12: put python3.12 on PATH or set SELDON_PYTHON=/path/to/python3.12"; exit 1; }
 	@if [ "$(SELDON_EXTRA)" != seldon ]; then echo "WARNING: SELDON_EXTRA=$(SELDON_EXTRA) installs a Business Source License release of seldon-core, which restricts production use; 1.17.1 (SELDON_EXTRA=seldon) is the last Apache-2.0 release" >&2; fi
 	test -x $(SELDON_VENV)/bin/python || $(SELDON_PYTHON) -m venv $(SELDON_VENV)
 	$(SELDON_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(SELDON_VENV)/bin/python -m pip install --quiet -e './serving[$(SELDON_EXTRA),test]'
+	$(SELDON_VENV)/bin/python -m pip install --quiet -r serving/requirements-overrides-seldon.txt
 	touch $@
 
 $(KSERVE_VENV)/.installed: $(KSERVE_REQUIREMENTS)

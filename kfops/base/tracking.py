@@ -19,8 +19,11 @@ CLIENT_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_B
 
 #: The environment of every MLflow server kfops runs (locally and in the cluster): no telemetry, and no job runner
 #: (it forks a runner and seven huey consumers for GenAI scorer jobs kfops never submits, each ~250 MB, each another
-#: SQLite client, calling back to the server on 0.0.0.0, a host the allow-list refuses).
-SERVER_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+#: SQLite client, calling back to the server on 0.0.0.0, a host the allow-list refuses). Custom scorers stay off
+#: whatever the starting shell says: a registered @scorer carries Python source the server exec()s (MLflow's own
+#: words, mlflow.environment_variables); local services inherit the caller's MLFLOW_* variables (docs/security.md).
+SERVER_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+              "MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS": "false"}
 
 
 def allowed_hosts(names: list[str], port: int, forwarded: bool = False) -> str:

@@ -190,3 +190,15 @@ def test_probabilities_of_a_regressor_or_a_tag_that_is_not_a_boolean_are_400s(
     answer = post(classifier[0], {"meta": {"tags": {"predict_proba": MARKER}}, "data": {"ndarray": IRIS_ROWS}})
     assert answer.status_code == 400, answer.get_data(as_text=True)
     assert MARKER not in answer.get_data(as_text=True)
+
+
+def test_no_private_network_access_is_granted(wrapper: tuple[Any, Any, Any]) -> None:
+    """A public page's preflight to the wrapper (on 127.0.0.1 locally) is never told private-network access is fine.
+
+    flask-cors < 4.0.2 answered it by default (GHSA-hxwh-jpp2-84pm); seldon-core pins flask-cors < 4.
+    """
+    client, _, _ = wrapper
+    answer = client.options("/api/v1.0/predictions", headers={
+        "Origin": "https://public.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Private-Network": "true"})
+    assert "Access-Control-Allow-Private-Network" not in answer.headers

@@ -138,7 +138,8 @@ def test_the_v2_model_container_serves_as_seldons_user(model: dict[str, Any], tm
             wait_ready(process, path, log)
         # The path the deploy step reports (and Seldon's executor forwards as is) must find the model.
         path = endpoint_url("v2", MODEL_NAME, ServingSettings(), NAMESPACE).split(":8000", 1)[1]
-        answer = requests.post(base + path, data=open_inference_v2(model["rows"]), timeout=30)
+        answer = requests.post(base + path, data=open_inference_v2(model["rows"]),
+                               headers={"Content-Type": "application/json"}, timeout=30)
         assert answer.status_code == 200, answer.text
         body = answer.json()
         np.testing.assert_allclose(np.asarray(body["outputs"][0]["data"], dtype=float), model["expected"])

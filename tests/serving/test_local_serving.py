@@ -155,6 +155,17 @@ def test_bad_v2_requests_are_4xx_and_the_server_keeps_serving(serving: LocalServ
     v2_predictions(v2(serving, open_inference_v2([TUTORIAL_ROW])))
 
 
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_v2_body_not_sent_as_json_is_a_415_naming_the_header(serving: LocalServing, content_type: str | None) -> None:
+    """FastAPI >= 0.132 parses a body as JSON only when its Content-Type says so (a cross-site request guard)."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = requests.post(serving.endpoints(NAME)["v2"], data=open_inference_v2([TUTORIAL_ROW]), headers=headers,
+                             timeout=60)
+    assert response.status_code == 415, response.text
+    assert "Content-Type: application/json" in response.json()["error"]
+    v2_predictions(v2(serving, open_inference_v2([TUTORIAL_ROW])))
+
+
 def test_a_form_field_that_is_not_json_is_a_400(serving: LocalServing) -> None:
     response = requests.post(serving.endpoints(NAME)["v1"], data={"json": "{not json"}, timeout=60)
     assert response.status_code == 400, response.text
@@ -356,7 +367,8 @@ def test_the_served_version_is_named_on_every_path_as_on_a_cluster(serving: Loca
     body = open_inference_v2([TUTORIAL_ROW])
     assert version in requests.get(base, timeout=30).json()["versions"]
     unversioned = v2_predictions(v2(serving, body))
-    answer = requests.post(f"{base}/versions/{version}/infer", data=body, timeout=30)
+    answer = requests.post(f"{base}/versions/{version}/infer", data=body, timeout=30,
+                           headers={"Content-Type": "application/json"})
     assert answer.status_code == 200, answer.text
     assert answer.json()["model_version"] == version
     assert v2_predictions(answer).tolist() == unversioned.tolist()

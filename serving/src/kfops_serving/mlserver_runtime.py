@@ -297,11 +297,21 @@ def _scoring_error(status: int, message: str, code: str = "BAD_REQUEST") -> Resp
     return Response(content=mlflow_scoring.error(message, code), status_code=status, media_type="application/json")
 
 
-async def _invalid_request(_request: Request, error: RequestValidationError) -> Response:
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+async def _invalid_request(request: Request, error: RequestValidationError) -> Response:
     """FastAPI's 422 for a body that is not an Open Inference request, as a 400 that does not repeat the body.
 
     FastAPI's own answer quotes what the client sent (its ``input`` field: a whole body, a bad datatype string).
+    FastAPI 0.132 and later parse a body as JSON only when its Content-Type says so (a CSRF guard: a page can post
+    text/plain cross-site without a preflight); anything else is answered 415 naming the header to send.
     """
+    if not _is_json(request.headers.get("content-type", "")):
+        message = "an Open Inference request body is JSON: send it with the header Content-Type: application/json"
+        return Response(content=json.dumps({"error": message}), status_code=415, media_type="application/json")
     problems = error.errors()
     first = problems[0] if problems else {}
     if first.get("type") == "json_invalid":

@@ -98,6 +98,7 @@ def parse_head(head: bytes, max_body: int) -> tuple[int | None, bool, bool]:
     lengths: list[bytes] = []
     encodings: list[bytes] = []
     expects = False
+    multipart = False
     for line in lines[1:]:
         if len(line) > MAX_LINE:
             raise Refused(431, "Request Header Fields Too Large", f"a header field is longer than {MAX_LINE} bytes")
@@ -114,10 +115,16 @@ def parse_head(head: bytes, max_body: int) -> tuple[int | None, bool, bool]:
             lengths.extend(v.strip(b" \t") for v in value.split(b","))
         elif lowered == b"transfer-encoding":
             encodings.extend(v.strip(b" \t").lower() for v in value.split(b",") if v.strip(b" \t"))
+        elif lowered == b"content-type":
+            multipart = value.split(b";", 1)[0].strip(b" \t").lower().startswith(b"multipart/")
         elif lowered == b"expect":
             if value.lower() != b"100-continue":
                 raise Refused(417, "Expectation Failed", "the only expectation this server meets is 100-continue")
             expects = True
+    if multipart:
+        # The wrapper's werkzeug (held below 2.3 by seldon-core 1.17.1) has multipart-parsing advisories, and kfops
+        # takes JSON (or a form field json=) only: multipart bodies never reach it (docs/security.md).
+        raise Refused(415, "Unsupported Media Type", "multipart bodies are not accepted: send application/json")
     if encodings:
         if lengths:
             raise Refused(400, "Bad Request", "a request may not carry both Transfer-Encoding and Content-Length")
@@ -128,7 +135,9 @@ def parse_head(head: bytes, max_body: int) -> tuple[int | None, bool, bool]:
         return None, True, expects
     if not lengths:
         return 0, False, expects
-    if any(not v.isdigit() for v in lengths) or len(set(lengths)) != 1 or len(lengths[0]) > 18:
+    # One value only: a list or a repeated field, even of equal values, is what request smuggling is built from
+    # (RFC 9112 6.3 lets a server refuse it), and gunicorn's parser would answer it with a page quoting the request.
+    if len(lengths) != 1 or not lengths[0].isdigit() or len(lengths[0]) > 18:
         raise Refused(400, "Bad Request", "Content-Length must be one decimal number of bytes")
     length = int(lengths[0])
     if length > max_body:
