@@ -99,6 +99,9 @@ def _isolated_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
             # The session's own MLflow template cache (the first platform migrates, the others start from it);
             # the user's cache is never read or written.
             patch.setenv("KFOPS_CACHE_DIR", str(tmp_path_factory.mktemp("kfops-cache")))
+            # `kfops local up` starts the serving runtimes idle by default; tests start them when they deploy (and
+            # on the ports they chose), except tests/serving/test_prestart.py, which tests exactly that.
+            patch.setenv("KFOPS_PRESTART_SERVING", "false")
         yield
 
 

@@ -145,6 +145,8 @@ def check_services(platform: LocalPlatform) -> list[Check]:
         if record is not None and not (is_running(record) and http_ok(record.ready_url, timeout=5)):
             found.append(fail(service, "serves no champion: the process is gone or not ready",
                               f"read `kfops local logs {service}`; `kfops local up` restores the champion"))
+        elif record is not None and not record.details.get("model"):
+            found.append(ok(service, f"answers at {record.url}, no model yet (the first deploy loads the champion)"))
         elif record is not None:
             found.append(ok(service, f"serves at {record.url}"))
     strays = find_strays(platform.state_dir, records)

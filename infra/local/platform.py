@@ -176,11 +176,14 @@ class LocalPlatform:
                              "run `kfops local up` first (or pass the --state-dir it used)")
 
     @in_step("local up")
-    def up(self, report: Reporter = lambda _message: None) -> list[ServiceStatus]:
+    def up(self, report: Reporter = lambda _message: None,
+           also: Callable[[dict[str, ServiceRecord]], dict[str, ServiceSpec]] | None = None) -> list[ServiceStatus]:
         """Start whatever platform service is not running; a no-op for services that are already healthy.
 
         Args:
             report: Receives one progress message per service (the CLI shows them with a spinner).
+            also: Given the records, the specs of more services to start with the platform's, concurrently and
+                under the same guarantees (the serving runtimes started idle; see ``LocalServing``).
 
         Returns:
             The status of every platform service.
@@ -192,14 +195,15 @@ class LocalPlatform:
         require_space(self.state_dir, UP_NEEDS_BYTES, "`kfops local up`")
         failpoint("up:space-checked")
         try:
-            return self._up(report)
+            return self._up(report, also)
         except (OSError, KfopsError) as error:
             # Full during start-up: a write of kfops, SeaweedFS or MLflow (SQLite) that found no room.
             if is_no_space(error):
                 raise not_enough_space(self.state_dir, UP_NEEDS_BYTES, "`kfops local up`") from error
             raise
 
-    def _up(self, report: Reporter) -> list[ServiceStatus]:
+    def _up(self, report: Reporter,
+            also: Callable[[dict[str, ServiceRecord]], dict[str, ServiceSpec]] | None) -> list[ServiceStatus]:
         self._prepare_state_dir()
         with self.store.locked():
             # Later commands (e.g. the deploy step, in another process) serve with the settings of this `up`.
@@ -222,6 +226,8 @@ class LocalPlatform:
                 if name in healthy:
                     report(f"{TITLES[name]} already running at {records[name].url}")
             specs = self._specs([name for name in PLATFORM_SERVICES if name not in healthy], creds, records)
+            if also is not None:
+                specs.update(also(records))
             # Every port checked before anything starts: a taken MLflow port fails at once, not after SeaweedFS
             # started and stopped again.
             for name, spec in specs.items():

@@ -24,7 +24,7 @@ from kfops.base.files import write_private
 from kfops.base.paths import REPO_ROOT
 from kfops.base.storage import DEFAULT_REGION, S3Credentials, ensure_bucket
 from kfops.base.tracking import SERVER_ENV, allowed_hosts
-from kfops_serving.protocols import V1_READY_PATH, v2_ready_path
+from kfops_serving.protocols import V1_LIVE_PATH, V1_READY_PATH, V2_SERVER_READY_PATH, v2_ready_path
 
 #: Runs a service with credential values taken out of its output (see :mod:`infra.local.redact`).
 REDACTOR = Path(__file__).with_name("redact.py")
@@ -342,8 +342,11 @@ def seldon_python(settings: LocalSettings) -> Path:
     return python
 
 
-def mlserver_spec(settings: LocalSettings, repository: Path, model_name: str) -> ServiceSpec:
+def mlserver_spec(settings: LocalSettings, repository: Path, model_name: str | None) -> ServiceSpec:
     """MLServer serving the models in ``repository`` over the Open Inference (v2) protocol.
+
+    With ``model_name`` None it starts with no model (``kfops local up``): ready once the server answers, and the
+    first deploy loads the champion through MLServer's model repository API instead of starting a server.
 
     Inference runs in the server process (``parallel_workers: 0``): on this class of machine a worker pool
     measured no faster, costs a process per core, and crashes with uvloop 0.23. No metrics server: one port less.
@@ -362,12 +365,14 @@ def mlserver_spec(settings: LocalSettings, repository: Path, model_name: str) ->
     return ServiceSpec(
         name="mlserver",
         title="MLServer (v2 protocol)",
-        argv=[str(Path(sysconfig.get_path("scripts")) / "mlserver"), "start", str(repository)],
+        # MLServer's own CLI, after the imports loading a model needs (infra.local.mlserver_server).
+        argv=[sys.executable, "-m", "infra.local.mlserver_server", "start", str(repository)],
         env={"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},
         ports={"http": port, "grpc": grpc},
-        ready_url=f"{url}{v2_ready_path(model_name)}",
+        ready_url=f"{url}{v2_ready_path(model_name) if model_name else V2_SERVER_READY_PATH}",
         url=url,
         port_settings={"http": "KFOPS_MLSERVER_PORT"},
+        cwd=REPO_ROOT,
     )
 
 
@@ -395,8 +400,12 @@ def _only(settings: Any, fields: set[str]) -> str:
     return str(settings.model_dump_json(include=fields, by_alias=True, exclude_none=False))
 
 
-def seldon_spec(settings: LocalSettings, pointer: Path, acks: Path) -> ServiceSpec:
-    """The seldon-core wrapper serving the model ``pointer`` names over the Seldon (v1) protocol."""
+def seldon_spec(settings: LocalSettings, pointer: Path, acks: Path, *, idle: bool = False) -> ServiceSpec:
+    """The seldon-core wrapper serving the model ``pointer`` names over the Seldon (v1) protocol.
+
+    ``idle``: started before any model is deployed (``kfops local up``), so ready once it answers at all; its workers
+    load the model when the deploy writes the pointer.
+    """
     port = settings.seldon_port
     url = f"http://{HOST}:{port}"
     return ServiceSpec(
@@ -408,7 +417,7 @@ def seldon_spec(settings: LocalSettings, pointer: Path, acks: Path) -> ServiceSp
               "--read-timeout", f"{settings.seldon_read_timeout:g}"],
         env={"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},
         ports={"http": port},
-        ready_url=f"{url}{V1_READY_PATH}",
+        ready_url=f"{url}{V1_LIVE_PATH if idle else V1_READY_PATH}",
         url=url,
         port_settings={"http": "KFOPS_SELDON_PORT"},
     )

@@ -34,13 +34,21 @@ from components.deploy import (
     seldon_deployment,
     serving_name,
 )
-from infra.local.processes import Recorder, ServiceRecord, http_ok, is_running, start_service, stop_service
+from infra.local.processes import (
+    Recorder,
+    ServiceRecord,
+    ServiceSpec,
+    http_ok,
+    is_running,
+    start_service,
+    stop_service,
+)
 from infra.local.services import mlserver_model_settings, mlserver_spec, seldon_python, seldon_spec
 from infra.local.settings import HOST
 from kfops.base.errors import KfopsError, Step, in_step
 from kfops.base.failpoints import failpoint
 from kfops.base.files import private_files, write_json, write_private
-from kfops_serving.protocols import V1_PREDICTIONS_PATH, v2_infer_path
+from kfops_serving.protocols import V1_PREDICTIONS_PATH, V1_READY_PATH, v2_infer_path, v2_ready_path
 
 if TYPE_CHECKING:
     from infra.local.platform import LocalPlatform
@@ -202,6 +210,26 @@ class LocalServing:
                 report(f"Restoring serving of {model.name} version {model.version} on {', '.join(missing)}")
                 self._deploy(model, missing)
 
+    def idle_runtime_specs(self, records: dict[str, ServiceRecord]) -> dict[str, ServiceSpec]:
+        """The runtimes ``kfops local up`` starts with no model, so that the first deploy only loads one.
+
+        A deploy then loads the champion through MLServer's model repository API and the wrapper's pointer file
+        instead of waiting for two cold starts. Nothing is started when a deployment exists or was interrupted
+        (``up`` restores that one), for a runtime that already answers, or with ``KFOPS_PRESTART_SERVING=false``.
+        """
+        if not self.settings.prestart_serving or self.deployed() or self.interrupted():
+            return {}
+        specs: dict[str, ServiceSpec] = {}
+        if not _healthy(records.get("mlserver")):
+            shutil.rmtree(self.mlserver_repo, ignore_errors=True)  # models of a deployment that no longer exists
+            self.mlserver_repo.mkdir(parents=True)
+            specs["mlserver"] = mlserver_spec(self.settings, self.mlserver_repo, None)
+        if not _healthy(records.get("seldon")):
+            self.pointer.unlink(missing_ok=True)
+            shutil.rmtree(self.acks, ignore_errors=True)
+            specs["seldon"] = seldon_spec(self.settings, self.pointer, self.acks, idle=True)
+        return specs
+
     def _champion(self, fallback: ServedModel, report: Callable[[str], None]) -> ServedModel:
         """The registry's champion of ``fallback``'s model, downloaded; ``fallback`` if the registry cannot say."""
         from infra.local.runner import environment
@@ -283,6 +311,8 @@ class LocalServing:
             if old and serving_name(old) != served:
                 _post(f"{record.url}/v2/repository/models/{serving_name(old)}/unload", 60)
                 shutil.rmtree(self.mlserver_repo / serving_name(old), ignore_errors=True)
+            # Ready from now on when this model is (an idle server was ready with no model at all).
+            record.ready_url = f"{record.url}{v2_ready_path(served)}"
         else:
             if record:
                 stop_service(record, self.settings.stop_timeout)
@@ -325,6 +355,7 @@ class LocalServing:
         except KfopsError:
             _restore(self.pointer, before)
             raise
+        record.ready_url = f"{record.url}{V1_READY_PATH}"  # an idle wrapper was ready when it merely answered
         record.details = {"model": model.name, "version": model.version}
         records["seldon"] = record
 

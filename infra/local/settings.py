@@ -47,6 +47,10 @@ class LocalSettings(BaseSettings):
     seldon_python: Path | None = None
     """Python of the seldon-core environment (3.12, its own venv); by default ``.venv-seldon`` of this checkout."""
 
+    prestart_serving: bool = True
+    """Whether ``kfops local up`` starts MLServer and the seldon-core wrapper with no model, so the first deploy only
+    loads the champion into them (no cold start in the workflow). ``false`` starts them at the first deploy."""
+
     seldon_workers: int = Field(3, ge=1, le=32)
     """Gunicorn worker processes of the seldon-core wrapper. Measured on 2 cores at 20 concurrent users: 3 sync
     workers served 479 requests/s, 2 workers 280, 4 workers 428; threads only added GIL contention."""

@@ -87,7 +87,7 @@ class LocalTarget:
         Raises:
             KfopsError: A platform service could not start (serving that cannot be restored is only reported).
         """
-        self.platform.up(report)
+        self.platform.up(report, also=self.serving.idle_runtime_specs)
         try:
             self.serving.restore(report)
         except KfopsError as error:

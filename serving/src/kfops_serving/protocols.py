@@ -10,6 +10,10 @@ from collections.abc import Sequence
 V1_PREDICTIONS_PATH = "/api/v1.0/predictions"
 #: Readiness path of the seldon-core wrapper.
 V1_READY_PATH = "/health/status"
+#: Liveness path of the seldon-core wrapper: answers before any model is loaded (seldon-core's ``/health/ping``).
+V1_LIVE_PATH = "/health/ping"
+#: Open Inference (v2) protocol server readiness path: ready with every model loaded, or with none.
+V2_SERVER_READY_PATH = "/v2/health/ready"
 #: MLflow scoring server's path (``mlflow models serve``, the benchmark's baseline).
 MLFLOW_INVOCATIONS_PATH = "/invocations"
 

@@ -191,14 +191,19 @@ class KfopsModel:
         if self.pointer is None:
             self.served = load_served(self.model_uri, self.model_name, self.model_version)
             return
-        target = read_pointer(self.pointer)
-        self.served = load_served(target["path"], target["name"], target["version"])
-        self._acknowledge(ok=True)
-        threading.Thread(target=self._watch, name="kfops-model-watcher", daemon=True).start()
+        try:
+            seen = self.pointer.stat().st_mtime_ns
+        except FileNotFoundError:
+            # Started before any deployment (`kfops local up`): no model until the deploy writes the pointer.
+            seen = 0
+        else:
+            target = read_pointer(self.pointer)
+            self.served = load_served(target["path"], target["name"], target["version"])
+            self._acknowledge(ok=True)
+        threading.Thread(target=self._watch, args=(seen,), name="kfops-model-watcher", daemon=True).start()
 
-    def _watch(self) -> None:
+    def _watch(self, seen: int) -> None:
         assert self.pointer is not None
-        seen = self.pointer.stat().st_mtime_ns
         while True:
             time.sleep(POLL_SECONDS)
             try:
@@ -222,12 +227,14 @@ class KfopsModel:
             self._acknowledge(ok=True)
 
     def _acknowledge(self, ok: bool, error: str = "") -> None:
-        if self.acks is None or self.served is None:
+        if self.acks is None:
             return
+        # A worker that serves nothing yet (started idle) still says why a load failed, so the deploy fails at once.
+        name, version = (self.served.name, self.served.version) if self.served else ("", "")
         self.acks.mkdir(parents=True, exist_ok=True)
         write_json_atomically(self.acks / f"{os.getpid()}.json", {
-            "pid": os.getpid(), "ok": ok, "error": error, "name": self.served.name,
-            "version": self.served.version, "pointer_mtime_ns": self.pointer.stat().st_mtime_ns if self.pointer
+            "pid": os.getpid(), "ok": ok, "error": error, "name": name,
+            "version": version, "pointer_mtime_ns": self.pointer.stat().st_mtime_ns if self.pointer
             else 0})
 
     def predict_raw(self, request: Any) -> Any:
