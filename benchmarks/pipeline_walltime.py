@@ -1,10 +1,11 @@
 """Wall time of the whole workflow on the local target: the demo recipe with the default trials.
 
-First ``make demo`` itself, twice, as a user runs it: ``kfops local up`` then ``kfops pipeline run --local`` (the
-commands of the Makefile's ``demo`` recipe, as processes), each on a new state dir on free ports, the first with an
-empty kfops cache (as on a machine's first ``make demo``), the second with the cache the first one filled. For each:
-how long ``local up`` took and when the first prediction was answered, counted from the start of ``local up`` to the
-moment ``pipeline run`` reports its deploy step done (that step ends with a smoke test on each protocol).
+First ``make demo`` itself, three times, as a user runs it: ``kfops local up`` then ``kfops pipeline run --local``
+(the commands of the Makefile's ``demo`` recipe, as processes), each on a new state dir on free ports, the first
+with an empty kfops cache (as on a machine's first ``make demo``), the second with the cache the first one filled,
+the third as the second but with the serving runtimes started by the deploy step instead of at ``up``
+(``KFOPS_PRESTART_SERVING=false``). For each: how long ``local up`` took and when the first prediction was answered,
+counted from the start of ``local up`` to the moment ``pipeline run`` reports its deploy step done (that step ends with a smoke test on each protocol).
 
 Then, in this process, a platform as on a machine's first ``up`` (a private, empty cache), another in a new state
 dir, and ``--runs`` runs of the workflow on it, with each run's total and per-step times (from the steps' own events).
@@ -48,14 +49,16 @@ def demo_env(state_dir: Path, cache_dir: Path, ports: dict[str, int]) -> dict[st
             "PYTHONUNBUFFERED": "1"}
 
 
-def demo(state_dir: Path, cache_dir: Path, trials: int | None, log: Path) -> dict[str, Any]:
+def demo(state_dir: Path, cache_dir: Path, trials: int | None, log: Path,
+         extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``make demo``'s two commands on a new state dir; their times, and the platform stopped again.
 
     Raises:
         RuntimeError: A command failed (its output is in ``log``).
     """
     kfops = str(BIN / "kfops")
-    env = demo_env(state_dir, cache_dir, {role: free_port() for role in ("s3", "mlflow", "mlserver", "seldon")})
+    env = {**demo_env(state_dir, cache_dir, {role: free_port() for role in ("s3", "mlflow", "mlserver", "seldon")}),
+           **(extra_env or {})}
     run = [kfops, "pipeline", "run", "--local", *(["--trials", str(trials)] if trials else [])]
     with log.open("w") as output:
         began = time.perf_counter()
@@ -96,10 +99,14 @@ def main() -> None:
     out = output_dir("pipeline")
     with tempfile.TemporaryDirectory() as tmp:
         demos = {}
-        for case in ("empty_cache", "warm_cache"):
-            progress(f"`make demo` on a new state dir, kfops cache {case.split('_')[0]}")
+        # The last case measures, in the same run, what starting the serving runtimes at `up` saves: the same
+        # demo with them started by the deploy step instead (KFOPS_PRESTART_SERVING=false).
+        for case, extra in (("empty_cache", {}), ("warm_cache", {}),
+                            ("warm_cache_without_prestart", {"KFOPS_PRESTART_SERVING": "false"})):
+            progress(f"`make demo` on a new state dir, kfops cache {case.split('_')[0]}"
+                     f"{', runtimes started by the deploy step' if extra else ''}")
             demos[case] = demo(Path(tmp) / f"demo-{case}", Path(tmp) / "demo-cache", args.trials,
-                               out / f"demo-{case}.log")
+                               out / f"demo-{case}.log", extra)
             progress(f"first prediction after {demos[case]['first_prediction_s']} s")
 
         def settings(name: str) -> LocalSettings:
@@ -148,6 +155,8 @@ def main() -> None:
     (out / "pipeline.json").write_text(json.dumps(record, indent=2))
     rows = {"make demo, empty kfops cache: first prediction": demos["empty_cache"]["first_prediction_s"],
             "make demo, warm kfops cache: first prediction": demos["warm_cache"]["first_prediction_s"],
+            "make demo, warm cache, runtimes started at deploy: first prediction":
+                demos["warm_cache_without_prestart"]["first_prediction_s"],
             "make demo, empty kfops cache: local up": demos["empty_cache"]["local_up_s"],
             "make demo, warm kfops cache: local up": demos["warm_cache"]["local_up_s"],
             "platform up (machine's first)": first_up_seconds, "platform up (new state dir)": up_seconds,
