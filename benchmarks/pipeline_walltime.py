@@ -5,7 +5,8 @@ First ``make demo`` itself, three times, as a user runs it: ``kfops local up`` t
 with an empty kfops cache (as on a machine's first ``make demo``), the second with the cache the first one filled,
 the third as the second but with the serving runtimes started by the deploy step instead of at ``up``
 (``KFOPS_PRESTART_SERVING=false``). For each: how long ``local up`` took and when the first prediction was answered,
-counted from the start of ``local up`` to the moment ``pipeline run`` reports its deploy step done (that step ends with a smoke test on each protocol).
+counted from the start of ``local up`` to the moment ``pipeline run`` reports its deploy step done (that step ends
+with a smoke test on each protocol).
 
 Then, in this process, a platform as on a machine's first ``up`` (a private, empty cache), another in a new state
 dir, and ``--runs`` runs of the workflow on it, with each run's total and per-step times (from the steps' own events).
