@@ -60,6 +60,19 @@ def recipe(makefile: str, target: str) -> list[str]:
     raise ValueError(f"no rule for {target!r} in the Makefile")
 
 
+def assignments(makefile: str) -> dict[str, str]:
+    """The Makefile's plain variable assignments (``NAME ?= value``, ``NAME := value``), as written.
+
+    Values that call make functions are left out: only what a recipe line can use as is (``$(PARALLEL)``).
+    """
+    found = {}
+    for line in makefile.splitlines():
+        match = re.match(r"^([A-Z_]+)\s*[:?]?=\s*(.*)$", line)
+        if match and "$(" not in match.group(2):
+            found[match.group(1)] = match.group(2).strip()
+    return found
+
+
 def expand(command: str, variables: Mapping[str, str]) -> list[str]:
     """A recipe line as an argument list, its ``$(NAME)`` references replaced from ``variables``.
 
@@ -130,7 +143,8 @@ def main() -> int:
     from benchmarks.targets import SELDON_BIN
 
     makefile = (REPO_ROOT / "Makefile").read_text()
-    variables = {"BIN": str(BIN), "SELDON_VENV": str(SELDON_BIN.parent)}
+    # The paths as this script sees them; the rest (e.g. PARALLEL, the test processes) as the Makefile sets them.
+    variables = {**assignments(makefile), "BIN": str(BIN), "SELDON_VENV": str(SELDON_BIN.parent)}
     out = output_dir("suite")
     suites: dict[str, list[dict[str, Any]]] = {}
     for target in ("check", "test") if args.full else ("check",):

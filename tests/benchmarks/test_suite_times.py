@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.suite_times import expand, junit_times, recipe, summarize
+from benchmarks.suite_times import assignments, expand, junit_times, recipe, summarize
 from kfops.base.paths import REPO_ROOT
 
 pytestmark = pytest.mark.unit
@@ -35,6 +35,17 @@ def test_a_variable_assignment_is_not_a_rule() -> None:
 def test_the_projects_makefile_runs_pytest_in_make_check() -> None:
     commands = recipe((REPO_ROOT / "Makefile").read_text(), "check")
     assert any("pytest" in command for command in commands)
+
+
+def test_the_projects_make_check_expands_with_the_makefiles_own_variables() -> None:
+    # It did not: `make check` gained $(PARALLEL) and the benchmark stopped with "not known here".
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    variables = {**assignments(makefile), "BIN": "/v/bin", "SELDON_VENV": "/s"}
+    for line in recipe(makefile, "check"):
+        argv = expand(line, variables)
+        assert argv[0] == "/v/bin/pytest"
+    assert assignments("PARALLEL ?= -n 2 --dist loadfile\nPYTHON ?= $(call find_python,3.11)\n") == \
+        {"PARALLEL": "-n 2 --dist loadfile"}
 
 
 def test_a_recipe_line_becomes_arguments() -> None:
