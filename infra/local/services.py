@@ -233,7 +233,8 @@ def mlflow_spec(settings: LocalSettings, state_dir: Path, creds: S3Credentials, 
     root.mkdir(parents=True, exist_ok=True)
     port = settings.mlflow_port
     argv = [
-        sys.executable, "-m", "mlflow", "server",
+        # `mlflow server`, its uvicorn in the same process (infra.local.mlflow_server: one interpreter, not two).
+        sys.executable, "-m", "infra.local.mlflow_server",
         "--backend-store-uri", f"sqlite:///{mlflow_database(state_dir)}",
         "--default-artifact-root", MLFLOW_ARTIFACT_ROOT, "--no-serve-artifacts",
         "--host", HOST, "--port", str(port),
@@ -256,6 +257,7 @@ def mlflow_spec(settings: LocalSettings, state_dir: Path, creds: S3Credentials, 
         ready_url=f"{url}/health",
         url=url,
         port_settings={"http": "--mlflow-port / KFOPS_MLFLOW_PORT"},
+        cwd=REPO_ROOT,
     )
 
 

@@ -258,11 +258,12 @@ def test_waiting_for_volumes_names_the_ones_the_master_does_not_serve(local_plat
 
 
 def test_a_service_whose_parent_died_leaves_no_orphan_and_up_recovers(own_platform: LocalPlatform) -> None:
-    """`mlflow server`'s parent killed alone: its uvicorn worker lives on, holding the port, in the service's group."""
-    victim = own_platform.records()["mlflow"]
-    port = victim.ports["http"]
+    """SeaweedFS's parent (the redactor its output goes through) killed alone: `weed` lives on, holding the port,
+    in the service's group."""
+    victim = own_platform.records()["seaweedfs"]
+    port = victim.ports["s3"]
     orphans = [p for p in psutil.Process(victim.pid).children(recursive=True)]
-    assert orphans, "mlflow server runs its app in a child process"
+    assert orphans, "SeaweedFS runs under its output redactor, in a child process"
     os.kill(victim.pid, signal.SIGKILL)
     psutil.wait_procs([psutil.Process(victim.pid)], timeout=10)
     assert any(p.is_running() for p in orphans)
@@ -274,6 +275,21 @@ def test_a_service_whose_parent_died_leaves_no_orphan_and_up_recovers(own_platfo
 
     own_platform.up()
     assert all(status.ok for status in own_platform.status())
+
+
+def test_mlflow_is_one_process_that_serves_the_api_and_checks_hosts(local_platform: LocalPlatform) -> None:
+    """`mlflow server`'s uvicorn runs in its own process (infra.local.mlflow_server), not in a second interpreter;
+    MLflow's own checks still apply."""
+    import requests
+
+    record = local_platform.records()["mlflow"]
+    server = psutil.Process(record.pid)
+    assert [child.cmdline()[:3] for child in server.children(recursive=True)] == []
+    assert any(conn.laddr.port == record.ports["http"] for conn in server.net_connections(kind="tcp")
+               if conn.status == psutil.CONN_LISTEN)
+    search = f"{record.url}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert requests.get(search, timeout=30).status_code == 200
+    assert requests.get(search, headers={"Host": "rebound.example"}, timeout=30).status_code == 403
 
 
 def test_mlflow_dying_during_train_is_named_in_one_short_line_within_seconds(
