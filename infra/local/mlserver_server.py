@@ -11,9 +11,10 @@ from __future__ import annotations
 import importlib
 import sys
 
+from kfops_serving.scoring import MODEL_LOAD_IMPORTS
+
 #: Imported before MLServer starts: the kfops runtime and what loading an MLflow scikit-learn model imports.
-PRELOADED = ("kfops_serving.mlserver_runtime", "mlflow.pyfunc", "mlflow.sklearn", "sklearn.linear_model",
-             "sklearn.pipeline", "pandas")
+PRELOADED = ("kfops_serving.mlserver_runtime", *MODEL_LOAD_IMPORTS)
 
 
 def main(argv: list[str] | None = None) -> None:

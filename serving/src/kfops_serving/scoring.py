@@ -31,6 +31,11 @@ import numpy as np
 
 from kfops_serving.validation import InvalidInput, to_array
 
+#: What loading an MLflow scikit-learn model imports, heaviest first: each runtime imports them before it serves
+#: (the wrapper's gunicorn master before it forks, MLServer before it starts empty on the local target).
+MODEL_LOAD_IMPORTS = ("mlflow.pyfunc", "mlflow.sklearn", "sklearn.linear_model", "sklearn.pipeline", "pandas",
+                      "skops.io")
+
 #: Rows of each probe batch a fast path is checked on at load time (odd and even sizes around BLAS block sizes).
 PROBE_SIZES = (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 257, 1000)
 

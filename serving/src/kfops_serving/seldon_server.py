@@ -85,10 +85,6 @@ def main(argv: list[str] | None = None) -> None:
     UserModelApplication(app, user_model, False, None, "KfopsModel", options=options).run()
 
 
-#: What loading an MLflow scikit-learn model imports, heaviest first.
-PRELOADED = ("mlflow.pyfunc", "mlflow.sklearn", "sklearn.linear_model", "sklearn.pipeline", "pandas", "skops.io")
-
-
 def preload_libraries() -> None:
     """Import what loading a model imports (MLflow, scikit-learn, pandas) once, in the gunicorn master.
 
@@ -98,7 +94,9 @@ def preload_libraries() -> None:
     """
     import importlib
 
-    for module in PRELOADED:
+    from kfops_serving.scoring import MODEL_LOAD_IMPORTS
+
+    for module in MODEL_LOAD_IMPORTS:
         importlib.import_module(module)
 
 
