@@ -27,7 +27,7 @@ KSERVE_REQUIREMENTS := benchmarks/peers/kserve-requirements.txt
 KFOPS := $(BIN)/kfops
 # Tests run in two processes (one per core), each test file whole in one of them: a file's module fixtures (a
 # platform, a served model, a run) are set up once. `make test PARALLEL=` runs them in one process.
-PARALLEL ?= -n 2 --dist loadfile
+PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
 # State of `make demo` (the same default `kfops` uses).
 export KFOPS_STATE_DIR ?= .kfops
 # Recipe of `make demo` (`make demo RECIPE=iris`); empty: the CLI's default (kfops/base/defaults.py).

@@ -108,6 +108,11 @@ class ServingOutcome(_Record):
     warnings: list[str] = field(default_factory=list)
 
 
+#: The file a local run leaves in its directory: its :class:`RunSummary` as JSON, for scripts (and tests) that ran
+#: ``kfops pipeline run`` and want its outcome.
+SUMMARY_FILE = "summary.json"
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """One run of the workflow, whichever target ran it.
@@ -149,6 +154,18 @@ class RunSummary:
     def champion_uri(self) -> str:
         """``models:/<name>@champion``."""
         return str(self.promotion["champion_uri"])
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain, JSON-serializable form (what a local run leaves in its directory as :data:`SUMMARY_FILE`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSummary:
+        """Read the form :meth:`as_dict` wrote."""
+        return cls(target=data["target"], location=data["location"], seconds=float(data["seconds"]),
+                   log=data.get("log", ""), reports=dict(data.get("reports", {})),
+                   tuning=TuningOutcome.from_dict(data["tuning"]), training=TrainingOutcome.from_dict(data["training"]),
+                   promotion=dict(data["promotion"]), serving=ServingOutcome.from_dict(data["serving"]))
 
     @classmethod
     def from_outputs(cls, outputs: dict[str, Any], *, target: str, location: str, seconds: float,

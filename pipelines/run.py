@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from components.summary import RunSummary
+from components.summary import SUMMARY_FILE, RunSummary
 from kfops.base import defaults
 from kfops.base.events import Event
+from kfops.base.files import write_json
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,10 @@ def run_local(options: RunOptions, *, env: Mapping[str, str], run_dir: Path,
     began = time.monotonic()
     outputs, log = run_pipeline(kfops_pipeline, {**options.arguments(), "target": "local"}, env=env,
                                 run_dir=run_dir, on_event=on_event)
-    return RunSummary.from_outputs(outputs, target="local", location=str(run_dir), log=str(log),
-                                   seconds=time.monotonic() - began, reports=collect_reports(run_dir))
+    summary = RunSummary.from_outputs(outputs, target="local", location=str(run_dir), log=str(log),
+                                      seconds=time.monotonic() - began, reports=collect_reports(run_dir))
+    write_json(run_dir / SUMMARY_FILE, summary.as_dict())
+    return summary
 
 
 def run_cluster(options: RunOptions, settings: Any = None,

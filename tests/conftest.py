@@ -30,7 +30,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="where e2e tests run the workflow: the embedded local platform, or a kind cluster")
 
 
+#: Order in which test files are handed to the workers: whole-workflow files first, then files that start services,
+#: then the rest. ``make test`` hands out one file at a time (``--dist loadfile --no-loadscope-reorder``); started
+#: last, a 30 s e2e file would run alone on one core at the end while the other core has nothing left to do.
+_FILE_ORDER = ("e2e", "integration")
+
+
+def _file_rank(items: list[pytest.Item]) -> int:
+    """Where a file's tests go in the run: the rank of the slowest kind of test it holds."""
+    kinds = {marker.name for item in items for marker in item.iter_markers() if marker.name in _FILE_ORDER}
+    return min((_FILE_ORDER.index(kind) for kind in kinds), default=len(_FILE_ORDER))
+
+
+def _slowest_files_first(items: list[pytest.Item]) -> None:
+    by_file: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        by_file.setdefault(item.nodeid.split("::")[0], []).append(item)
+    # A stable sort: files of one rank, and the tests inside a file, keep their collection order.
+    items[:] = [item for tests in sorted(by_file.values(), key=_file_rank) for item in tests]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _slowest_files_first(items)
     if config.getoption("--target") == "kind":
         return
     skip = pytest.mark.skip(reason=KIND_SKIP_REASON)

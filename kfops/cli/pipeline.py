@@ -145,6 +145,8 @@ def summary_table(summary: Any) -> Table:
 
 def summary_links(summary: Any, mlflow_url: str | None) -> list[tuple[str, str]]:
     """``(name, URL or path)`` for everything of the run someone may open or copy."""
+    from components.summary import SUMMARY_FILE
+
     links = [("Champion", f"{summary.champion_uri} (version {summary.champion_version})")]
     if mlflow_url:
         links.append(("MLflow UI", f"{mlflow_url}/#/models/{summary.training.model}"))
@@ -153,6 +155,8 @@ def summary_links(summary: Any, mlflow_url: str | None) -> list[tuple[str, str]]
     links.append(("Run", summary.location))
     if summary.log:
         links.append(("Run log", summary.log))
+    if summary.target == "local":
+        links.append(("Run summary", str(Path(summary.location) / SUMMARY_FILE)))
     for name, path in summary.reports.items():
         links.append((f"{name.capitalize()} report", path))
     return links

@@ -30,3 +30,14 @@ def test_a_summary_is_built_from_the_pipeline_outputs() -> None:
     assert (summary.tuning, summary.training, summary.serving) == (TUNING, TRAINING, SERVING)
     assert (summary.promoted, summary.champion_version, summary.champion_uri) == (True, "3", "models:/m@champion")
     assert summary.training.uri == "models:/m/3"
+
+
+def test_a_summary_read_back_from_its_json_form_is_the_same_summary() -> None:
+    import json
+
+    decision = {"promoted": False, "champion_version": "2", "champion_uri": "models:/m@champion", "reason": "worse"}
+    summary = RunSummary.from_outputs({"tuning": TUNING.as_dict(), "training": TRAINING.as_dict(),
+                                       "decision": decision, "serving": SERVING.as_dict()},
+                                      target="local", location="/runs/1", seconds=1.5, log="/runs/1/pipeline.log",
+                                      reports={"tuning": "/runs/1/reports/tuning.html"})
+    assert RunSummary.from_dict(json.loads(json.dumps(summary.as_dict()))) == summary

@@ -3,8 +3,9 @@
 The run ingests the copy of iris that ships inside scikit-learn (``package://sklearn.datasets/data/iris.csv``, whose
 first row is ``150,4,setosa,versicolor,virginica``) with the same ingest step as any URL, tunes a random forest on
 accuracy, registers and promotes it, and serves it on both protocols. A classifier's answer is the class label: the
-species name (BYTES over v2), and its own ``predict_proba`` when the request asks for it. Local target only, on a
-platform of its own, so the session platform's champion is left alone.
+species name (BYTES over v2), and its own ``predict_proba`` when the request asks for it. The run is one
+``kfops pipeline run`` of the real CLI, and the tests read its outcome from the summary file it names. Local target
+only, on a platform of its own, so the session platform's champion is left alone.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ import pytest
 from components.summary import RunSummary
 from infra.local.platform import LocalPlatform
 from kfops.base.recipes import IRIS
-from pipelines.run import RunOptions, run_local
 from tests.conftest import started_platform
 
 pytestmark = pytest.mark.e2e
 
 TRIALS = 3
-MODEL = "e2e-iris"
+MODEL = "kfops-iris"  # the CLI's default name for the recipe
 SPECIES = {"setosa", "versicolor", "virginica"}
 
 
@@ -43,11 +43,26 @@ def platform(target: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture(scope="module")
-def outcome(platform: LocalPlatform, tmp_path_factory: pytest.TempPathFactory) -> RunSummary:
-    # The CLI's defaults: offline, i.e. the recipe's packaged copy.
-    return run_local(RunOptions(recipe="iris", max_trials=TRIALS, parallel_trials=2, max_failed_trials=1,
-                                model_name=MODEL, serving_protocol="both"),
-                     env=platform.env(), run_dir=tmp_path_factory.mktemp("iris-run"))
+def cli_run(platform: LocalPlatform) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """One run through the real CLI with its defaults (offline: the recipe's packaged copy; model ``kfops-iris``;
+    both protocols), 80 columns wide: what it printed, and the links of its summary by name."""
+    import os
+    import sys
+
+    kfops = Path(sys.executable).parent / "kfops"
+    result = subprocess.run([str(kfops), "pipeline", "run", "--local", "--recipe", "iris", "--trials", str(TRIALS),
+                             "--max-failed", "1", "--state-dir", str(platform.state_dir)],
+                            env={**os.environ, "COLUMNS": "80"}, capture_output=True, text=True, timeout=600,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, dict(re.findall(r"^([A-Z][\w ()-]+): +(\S+)", result.stdout, re.MULTILINE))
+
+
+@pytest.fixture(scope="module")
+def outcome(cli_run: tuple[subprocess.CompletedProcess[str], dict[str, str]]) -> RunSummary:
+    """The run's outcome, as it left it in its directory (the file the summary names)."""
+    _, links = cli_run
+    return RunSummary.from_dict(json.loads(Path(links["Run summary"]).read_text()))
 
 
 def test_the_run_ingested_scikit_learns_copy_and_says_so(outcome: RunSummary) -> None:
@@ -208,21 +223,15 @@ def test_asking_for_an_output_the_classifier_does_not_have_is_a_400(outcome: Run
     assert marker not in answer.text
 
 
-def test_the_cli_runs_iris_and_prints_every_url_and_path_whole(platform: LocalPlatform) -> None:
-    # Last in this module: it deploys its own champion (kfops-iris) in place of the one the tests above query.
-    import os
-    import sys
-
-    kfops = Path(sys.executable).parent / "kfops"
-    result = subprocess.run([str(kfops), "pipeline", "run", "--local", "--recipe", "iris", "--trials", "2",
-                             "--state-dir", str(platform.state_dir)], env={**os.environ, "COLUMNS": "80"},
-                            capture_output=True, text=True, timeout=600, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    links = dict(re.findall(r"^([A-Z][\w ()-]+): +(\S+)", result.stdout, re.MULTILINE))
-    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v2/models/kfops-iris/infer", links["Endpoint (v2)"])
+def test_the_cli_prints_every_url_and_path_whole(cli_run: tuple[subprocess.CompletedProcess[str], dict[str, str]],
+                                                 outcome: RunSummary) -> None:
+    _, links = cli_run
+    assert re.fullmatch(rf"http://127\.0\.0\.1:\d+/v2/models/{MODEL}/infer", links["Endpoint (v2)"])
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/api/v1\.0/predictions", links["Endpoint (v1)"])
     assert len(links["Run log"]) > 120, "the state dir is as deep as intended"
-    for name in ("Run log", "Tuning report", "Promotion report"):
+    for name in ("Run log", "Tuning report", "Promotion report", "Run summary"):
         assert Path(links[name]).is_file(), f"{name}: {links[name]!r} is not a whole path"
     assert Path(links["Run"]).is_dir()
-    assert links["Champion"] == "models:/kfops-iris@champion"
+    assert links["Champion"] == f"models:/{MODEL}@champion"
+    assert (outcome.location, outcome.log) == (links["Run"], links["Run log"])
+    assert outcome.serving.endpoints["v2"] == links["Endpoint (v2)"]
