@@ -77,7 +77,6 @@ browser: ## Install Debian's chromium for the report rendering test (once; needs
 	  { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; }
 
 test: venv browser ## Run every test (unit, integration, e2e on the local target; the serving package under both Pythons)
-	$(SELDON_VENV)/bin/pytest --rootdir serving serving/tests -q
 	$(BIN)/pytest -m "not kind" $(PARALLEL)
 
 e2e-kind: $(VENV)/.installed ## The nightly job: a kind cluster, both images, pulumi up, the e2e and kind tests, forensics, destroy
