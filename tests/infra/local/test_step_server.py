@@ -72,3 +72,17 @@ def test_a_step_whose_run_is_stopped_is_stopped_too(server: dict[str, str], tmp_
     client.wait()
     psutil.wait_procs([step], timeout=10)
     assert not step.is_running() or step.status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.parametrize("work", ["model", "tune"])
+def test_a_step_finds_what_it_imports_already_imported(server: dict[str, str], work: str, tmp_path: Path) -> None:
+    # What steps paid before, each: skops' import (it walks every loaded module) and MLflow's map of installed
+    # packages (it reads every distribution's file list) in train, register-and-promote and deploy, about 1 s each;
+    # hyperopt and the local Katib executor in tune, about 1 s.
+    done = subprocess.run([*CLIENT, "-m", "tests.infra.local.model_probe", work, str(tmp_path / "model")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, **server, "PYTHONPATH": str(REPO_ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["imported"] == [], "imported by the step itself, not once by the server"
+    assert report["requirements_map_ready"], "MLflow's package map is built once, in the server"
