@@ -22,9 +22,10 @@ pytestmark = pytest.mark.integration
 CLIENT = [sys.executable, "-I", "-S", str(Path(step_client.__file__))]
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[dict[str, str]]:
-    with warm_steps(tmp_path) as env:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    # One server for the module's steps (each one a connection of its own): its imports take seconds.
+    with warm_steps(tmp_path_factory.mktemp("steps")) as env:
         socket = Path(env[step_client.SERVER_ENV])
         deadline = time.monotonic() + 120
         while not socket.exists():  # the server binds its socket once it has finished its imports
