@@ -59,6 +59,8 @@ class ServiceSpec:
         url: What users point a client or browser at.
         port_settings: For each public port role, the setting that changes it (named in port-conflict errors).
         cwd: Working directory of the process (default: the caller's).
+        stop_grace: The most a stop waits after SIGTERM before SIGKILL, for a service whose graceful stop is known
+            to achieve nothing in that time (SeaweedFS); ``None``: the settings' ``stop_timeout``.
     """
 
     name: str
@@ -70,11 +72,12 @@ class ServiceSpec:
     url: str
     port_settings: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    stop_grace: float | None = None
 
 
 @dataclass
 class ServiceRecord:
-    """What the state file remembers about a started service."""
+    """What the state file remembers about a started service (``stop_grace`` as in :class:`ServiceSpec`)."""
 
     name: str
     pid: int
@@ -85,6 +88,7 @@ class ServiceRecord:
     log: str
     started_at: float
     details: dict[str, str] = field(default_factory=dict)
+    stop_grace: float | None = None
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
@@ -255,6 +259,7 @@ def start_service(spec: ServiceSpec, log_path: Path, timeout: float, grace: floa
             ready_url=spec.ready_url,
             log=str(log_path),
             started_at=time.time(),
+            stop_grace=spec.stop_grace,
         )
         failpoint(f"spawned:{spec.name}")
         if recorder is not None:
@@ -306,6 +311,8 @@ def stop_service(record: ServiceRecord, grace: float) -> None:
     Returns once no process of the group is left and the service's ports are closed (or a short wait for the kernel
     to release them has passed). A service that is already gone is not an error.
     """
+    if record.stop_grace is not None:
+        grace = min(grace, record.stop_grace)
     group = _group_members(record)
     if group:
         # Each member by pid (not killpg): the members were identified by their start time as well as their group.
