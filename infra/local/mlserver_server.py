@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from kfops_serving.quiet import mlserver_import_warnings_silenced
 from kfops_serving.scoring import MODEL_LOAD_IMPORTS
 
 #: Imported before MLServer starts: the kfops runtime and what loading an MLflow scikit-learn model imports.
@@ -19,9 +20,10 @@ PRELOADED = ("kfops_serving.mlserver_runtime", *MODEL_LOAD_IMPORTS)
 
 def main(argv: list[str] | None = None) -> None:
     """Import :data:`PRELOADED`, then run ``mlserver`` with ``argv`` (``start <repository>``)."""
-    for module in PRELOADED:
-        importlib.import_module(module)
-    from mlserver.cli.main import main as mlserver_main
+    with mlserver_import_warnings_silenced():
+        for module in PRELOADED:
+            importlib.import_module(module)
+        from mlserver.cli.main import main as mlserver_main
 
     sys.argv = ["mlserver", *(sys.argv[1:] if argv is None else argv)]
     mlserver_main()

@@ -365,7 +365,10 @@ def mlserver_spec(settings: LocalSettings, repository: Path, model_name: str | N
     """
     port = settings.mlserver_port
     grpc = free_port()
-    from mlserver.settings import Settings
+    from kfops_serving.quiet import mlserver_import_warnings_silenced
+
+    with mlserver_import_warnings_silenced():
+        from mlserver.settings import Settings
 
     server = Settings(host=HOST, http_port=port, grpc_port=grpc, metrics_endpoint=None,
                       parallel_workers=MLSERVER_PARALLEL_WORKERS, gzip_enabled=MLSERVER_GZIP_ENABLED,
@@ -390,7 +393,10 @@ def mlserver_spec(settings: LocalSettings, repository: Path, model_name: str | N
 
 def mlserver_model_settings(name: str, uri: str, version: str, settings: LocalSettings) -> str:
     """``model-settings.json`` of the champion in MLServer's model repository (MLServer's own ``ModelSettings``)."""
-    from mlserver.settings import ModelParameters, ModelSettings
+    from kfops_serving.quiet import mlserver_import_warnings_silenced
+
+    with mlserver_import_warnings_silenced():
+        from mlserver.settings import ModelParameters, ModelSettings
 
     # The registered version is MLServer's model version, as MLSERVER_MODEL_VERSION makes it on a cluster: metadata
     # lists it, /v2/models/NAME/versions/VERSION/... answer and every response names it. A roll loads the new
