@@ -319,15 +319,37 @@ def stop_service(record: ServiceRecord, grace: float) -> None:
         for proc in group:
             with contextlib.suppress(psutil.Error):
                 proc.terminate()
-        _, alive = psutil.wait_procs(group, timeout=grace)
+        alive = _wait_stopped(group, grace)
         for proc in alive:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
-        psutil.wait_procs(alive, timeout=5)
+        _wait_stopped(alive, 5)
     _reap(record.pid)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not all(port_is_free(port) for port in record.ports.values()):
         time.sleep(0.05)
+
+
+def _wait_stopped(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until every process in ``procs`` has exited, for at most ``timeout`` seconds; those still running.
+
+    A zombie has exited: it holds no port, file or memory, only its exit status, until its parent collects it. A
+    member whose parent was stopped with it is collected by the system's init, which in a container may take its
+    time (measured here: about 2 s; ``psutil.wait_procs`` waited for that).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [proc for proc in procs if _running(proc)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.02)
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _group_members(record: ServiceRecord) -> list[psutil.Process]:
