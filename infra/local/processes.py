@@ -366,9 +366,17 @@ def _group_members(record: ServiceRecord) -> list[psutil.Process]:
 
 
 def _reap(pid: int) -> None:
-    # Only matters when the service is our own child (tests start services in-process): collect the zombie.
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+    # Only matters when the service is our own child (tests start services in-process): collect the zombie. Polled
+    # briefly: the leader can be seen stopped a moment before the kernel lets its parent collect it.
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            collected, _ = os.waitpid(pid, os.WNOHANG)
+        except OSError:  # not our child, or collected already
+            return
+        if collected or time.monotonic() >= deadline:
+            return
+        time.sleep(0.01)
 
 
 def marked_processes(state_dir: Path) -> list[psutil.Process]:
