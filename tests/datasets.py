@@ -14,9 +14,13 @@ WINE_CSV = BUNDLED_DATA / "winequality-red.csv"
 
 
 def _sklearn_iris() -> Path:
-    import importlib.resources
+    import importlib.util
 
-    return Path(str(importlib.resources.files("sklearn.datasets").joinpath("data/iris.csv")))
+    # Found without importing scikit-learn (seconds): every test worker imports this module while collecting.
+    spec = importlib.util.find_spec("sklearn")
+    assert spec is not None, "scikit-learn is not installed"
+    assert spec.submodule_search_locations, "scikit-learn is not a package"
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "iris.csv"
 
 
 #: The copy of iris scikit-learn ships (first row ``150,4,setosa,versicolor,virginica``).

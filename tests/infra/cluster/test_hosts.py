@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from mlflow.server.security_utils import is_allowed_host_header
 
 from infra.cluster.mock_runtime import Rendering
 from infra.cluster.tracking import SERVER_NAME, SERVER_PORT
@@ -21,6 +20,14 @@ from infra.local.services import mlflow_spec
 from kfops.base.contract import MLFLOW_CONFIG_MAP
 from tests.kind.forwards import PortForward, platform_forwards
 from tests.upstream.world import World, kind_world
+
+
+def is_allowed_host_header(allowed: list[str], host: str) -> bool:
+    """MLflow's own Host check (imported when used: MLflow's server modules take seconds to import, and every test
+    worker collects this file)."""
+    from mlflow.server.security_utils import is_allowed_host_header as mlflow_check
+
+    return bool(mlflow_check(allowed, host))
 
 pytestmark = pytest.mark.unit
 
