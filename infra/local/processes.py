@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -102,11 +103,37 @@ def port_is_free(port: int, host: str = HOST) -> bool:
     return True
 
 
+#: Lowest port :func:`free_port` picks from (below the kernel's ephemeral range).
+_LOWEST_PICKED = 15000
+
+
 def free_port(host: str = HOST) -> int:
-    """A port the kernel considers free on ``host`` (for internal ports users never type)."""
+    """A port free on ``host`` now, for ports users never type, chosen below the kernel's ephemeral port range.
+
+    A service binds its ports seconds after they are chosen (MLflow imports for about 3 s first). A port from the
+    ephemeral range (what binding port 0 returns) can meanwhile become the local port of any outgoing connection on the
+    machine, and the service then fails to start ("address already in use": seen once in a `make test` run, where
+    hundreds of client connections are opened each second). The kernel never picks a connection's local port
+    outside that range. Falls back to the kernel's choice when the range leaves no room below it.
+    """
+    low = _ephemeral_range()[0]
+    if low - _LOWEST_PICKED >= 1000:
+        for _ in range(200):
+            port = _LOWEST_PICKED + secrets.randbelow(low - _LOWEST_PICKED)
+            if port_is_free(port, host):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of local ports for outgoing connections (Linux's default where it cannot be read)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:

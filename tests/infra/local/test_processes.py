@@ -39,6 +39,14 @@ def test_a_fresh_port_is_free() -> None:
     assert port_is_free(free_port())
 
 
+def test_a_fresh_port_is_never_one_the_kernel_may_give_an_outgoing_connection() -> None:
+    # Chosen seconds before the service binds it: an ephemeral port could meanwhile become some client's local port.
+    low, high = (int(part) for part in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = {free_port() for _ in range(50)}
+    assert not [port for port in ports if low <= port <= high]
+    assert len(ports) > 40, "picked at random, not the same few ports"
+
+
 def test_state_store_round_trip(tmp_path: Path) -> None:
     store = StateStore(tmp_path)
     record = ServiceRecord(name="x", pid=1, create_time=1.0, ports={"http": 1}, url="u", ready_url="r",
