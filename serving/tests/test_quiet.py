@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration  # starts an interpreter that imports MLServer (seconds)
 
 
 def test_mlserver_imports_without_the_starlette_deprecation_warning() -> None:
