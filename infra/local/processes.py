@@ -340,21 +340,24 @@ def stop_service(record: ServiceRecord, grace: float) -> None:
     """
     if record.stop_grace is not None:
         grace = min(grace, record.stop_grace)
-    group = _group_members(record)
-    if group:
-        # Each member by pid (not killpg): the members were identified by their start time as well as their group.
-        for proc in group:
-            with contextlib.suppress(psutil.Error):
-                proc.terminate()
-        alive = _wait_stopped(group, grace)
-        for proc in alive:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        _wait_stopped(alive, 5)
+    # Each member by pid (not killpg): the members were identified by their start time as well as their group.
+    _terminate(_group_members(record), grace)
     _reap(record.pid)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not all(port_is_free(port) for port in record.ports.values()):
         time.sleep(0.05)
+
+
+def _terminate(procs: list[psutil.Process], grace: float) -> None:
+    """SIGTERM to each of ``procs``, SIGKILL to those still running after ``grace`` seconds; returns once all exited."""
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    alive = _wait_stopped(procs, grace)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    _wait_stopped(alive, 5)
 
 
 def _wait_stopped(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
@@ -457,15 +460,7 @@ def find_strays(state_dir: Path, records: Mapping[str, ServiceRecord]) -> list[S
 
 def stop_strays(strays: list[Stray], grace: float) -> None:
     """Stop the strays' processes (each by pid, as :func:`stop_service` does): SIGTERM, SIGKILL after ``grace``."""
-    members = [proc for stray in strays for proc in stray.processes]
-    for proc in members:
-        with contextlib.suppress(psutil.Error):
-            proc.terminate()
-    _, alive = psutil.wait_procs(members, timeout=grace)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=5)
+    _terminate([proc for stray in strays for proc in stray.processes], grace)
     for stray in strays:
         _reap(stray.pgid)
 
