@@ -114,7 +114,7 @@ SUMMARY_FILE = "summary.json"
 
 
 @dataclass(frozen=True)
-class RunSummary:
+class RunSummary(_Record):
     """One run of the workflow, whichever target ran it.
 
     Attributes:
@@ -155,13 +155,9 @@ class RunSummary:
         """``models:/<name>@champion``."""
         return str(self.promotion["champion_uri"])
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain, JSON-serializable form (what a local run leaves in its directory as :data:`SUMMARY_FILE`)."""
-        return dataclasses.asdict(self)
-
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunSummary:
-        """Read the form :meth:`as_dict` wrote."""
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Read the form :meth:`as_dict` wrote (what a local run leaves in its directory as :data:`SUMMARY_FILE`)."""
         return cls(target=data["target"], location=data["location"], seconds=float(data["seconds"]),
                    log=data.get("log", ""), reports=dict(data.get("reports", {})),
                    tuning=TuningOutcome.from_dict(data["tuning"]), training=TrainingOutcome.from_dict(data["training"]),

@@ -30,9 +30,9 @@ from kfops_serving.scoring import MODEL_LOAD_IMPORTS
 #: model imports (skops walks every loaded module when it is imported: about 1 s, paid by train, register-and-promote
 #: and deploy alike before it was loaded here), and what the tune step runs the local Katib experiment with
 #: (hyperopt, the default algorithm's library: about 1 s).
-PRELOAD = ("kfp.dsl.executor_main", "mlflow", "mlflow.sklearn", "mlflow.pyfunc", "sklearn.linear_model",
-           "sklearn.ensemble", "pandas", "pyarrow.parquet", "pyarrow.pandas_compat", "boto3", "pipelines.tasks",
-           *MODEL_LOAD_IMPORTS, "hyperopt", "components.tune", "infra.local.target", "infra.local.katib.suggest")
+PRELOAD = ("kfp.dsl.executor_main", "mlflow", *MODEL_LOAD_IMPORTS, "sklearn.ensemble", "pyarrow.parquet",
+           "pyarrow.pandas_compat", "boto3", "pipelines.tasks", "hyperopt", "components.tune", "infra.local.target",
+           "infra.local.katib.suggest")
 
 
 def _run_step(request: dict[str, object], fds: list[int]) -> None:
